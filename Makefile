@@ -1,0 +1,41 @@
+# Two commands do all the set-up: `make demo` and `make test`.
+PY      ?= python3
+VENV    ?= .venv
+VPY     := $(VENV)/bin/python
+STAMP   := $(VENV)/.memworld-installed
+EGL_PKGS := libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libglu1-mesa libopengl0
+
+.PHONY: demo test setup syslibs lint clean-runs
+
+$(VPY):
+	$(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+
+# The CPU build of torch first: a bare `pip install torch` pulls a multi-GB CUDA build.
+$(STAMP): $(VPY) pyproject.toml
+	@$(VPY) -c "import torch" 2>/dev/null || $(VPY) -m pip install -q torch==2.13.0
+	$(VPY) -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+# MiniWorld renders headless through Mesa EGL; install its libraries when missing and apt is there.
+syslibs:
+	@if ! ldconfig -p | grep -q "libEGL.so.1" || ! ldconfig -p | grep -q "libGLU.so.1"; then \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $(EGL_PKGS); \
+	  else echo "warning: Mesa EGL libraries missing and no apt-get; MiniWorld cannot render"; fi; \
+	fi
+
+setup: syslibs $(STAMP)
+
+demo: setup
+	$(VPY) -m experiments.demo $(ARGS)
+
+test: setup
+	$(VPY) -m pytest tests $(ARGS)
+
+lint: setup
+	$(VPY) -m ruff check .
+
+clean-runs:
+	rm -rf runs

@@ -1,0 +1,80 @@
+"""The contract every real source environment keeps (DESIGN §3).
+
+A source is a ``gymnasium.Env`` with a 64x64x3 uint8 image observation, a discrete
+action space, ``info["pose"]`` a float32 ``[x, y, yaw]`` on every reset and step, and
+``render_at(pose)`` giving the true view from any reachable pose.
+
+Pose convention shared by all sources and by ``memory/``: the agent looks along
+``(cos yaw, sin yaw)`` in the ``(x, y)`` plane; yaw is wrapped to ``(-pi, pi]``.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+IMAGE_SIZE = 64
+
+
+def wrap_yaw(yaw: float) -> float:
+    """Wrap an angle in radians to (-pi, pi]."""
+    y = math.remainder(yaw, 2 * math.pi)
+    return math.pi if y == -math.pi else y
+
+
+def make_pose(x: float, y: float, yaw: float) -> np.ndarray:
+    """A pose array ``float32 [x, y, yaw]`` with yaw wrapped."""
+    return np.array([x, y, wrap_yaw(yaw)], dtype=np.float32)
+
+
+class PoseOutsideMapError(ValueError):
+    """``render_at`` was asked for a pose the agent cannot stand at."""
+
+
+class SourceEnv(gym.Env[np.ndarray, np.int64]):
+    """Base class of the real sources: image observations, discrete actions, poses."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
+    #: Short name used by configs and the registry (``miniworld``, ``minigrid``, ``vizdoom``).
+    source_name: str = ""
+    #: Turn actions that make a full circle (scripted revisit paths need it).
+    turns_per_circle: int = 4
+
+    def __init__(self, n_actions: int, render_mode: str | None = None):
+        self.observation_space = spaces.Box(0, 255, (IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+        self.action_space = spaces.Discrete(n_actions)
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.render_mode = render_mode
+        self._last_obs: np.ndarray | None = None
+
+    @abstractmethod
+    def pose(self) -> np.ndarray:
+        """The agent's current pose, ``float32 [x, y, yaw]``."""
+
+    @abstractmethod
+    def render_at(self, pose: np.ndarray) -> np.ndarray:
+        """The true ``(64, 64, 3)`` uint8 view from ``pose``; the agent's state is unchanged.
+
+        Raises ``PoseOutsideMapError`` for a pose outside the reachable map.
+        """
+
+    def check_action(self, action: Any) -> int:
+        """Validate an action and return it as a Python int (one clear error otherwise)."""
+        try:
+            a = int(np.asarray(action).item())
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"action must be an integer in [0, {self.action_space.n}), got {action!r}") from exc
+        if not self.action_space.contains(np.int64(a)):
+            raise ValueError(f"action {a} is outside the action space Discrete({self.action_space.n})")
+        return a
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode == "rgb_array":
+            return None if self._last_obs is None else self._last_obs.copy()
+        return None

@@ -1,0 +1,1 @@
+"""Entry points (Hydra apps) and their configs; the only package that imports hydra."""

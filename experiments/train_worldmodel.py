@@ -1,0 +1,81 @@
+"""``memworld train-worldmodel dataset=<folder>``: train and save a ``WorldModel``.
+
+Resume an interrupted run by giving the same ``run_name``. Works under
+``torchrun --nproc_per_node=N -m experiments.train_worldmodel ...`` (rank 0 writes).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from envs.dataset import load_arrays, read_metadata
+from envs.memory_sampler import EpisodeMemorySampler, MemorySamplerConfig
+from experiments.runs import make_run_dir, save_config, write_results
+from worldmodels.autoencoder import AutoencoderConfig
+from worldmodels.edm import EDMLossConfig
+from worldmodels.heads import HeadsConfig
+from worldmodels.train import TrainConfig, Trainer
+from worldmodels.unet import DenoiserConfig
+from worldmodels.world_model import SamplerConfig, WorldModelConfig
+
+
+def build_model_config(m: DictConfig, source: str, n_actions: int) -> WorldModelConfig:
+    """Typed ``WorldModelConfig`` from the ``model`` block."""
+    lc = int(m.latent_channels)
+    if lc < 1 or int(m.context) < 1:
+        raise ValueError(f"model.latent_channels and model.context must be >= 1, got {lc} and {m.context}")
+    return WorldModelConfig(
+        source=source, n_actions=n_actions,
+        autoencoder=AutoencoderConfig(lc, tuple(m.enc_channels), tuple(m.dec_channels)),
+        denoiser=DenoiserConfig(lc, int(m.context), n_actions, tuple(m.channels), int(m.cond_dim), bool(m.memory)),
+        heads=HeadsConfig(lc, n_actions),
+        loss=EDMLossConfig(float(m.p_mean), float(m.p_std), str(m.loss_weighting), float(m.context_aug_max)),
+        sampler=SamplerConfig(str(m.sampler), int(m.sampler_steps)),
+        memory_m=int(m.memory_m))
+
+
+def run_train(dcfg: DictConfig, run: Path) -> dict:
+    meta = read_metadata(dcfg.dataset)
+    model_cfg = build_model_config(dcfg.model, meta.get("source", "unknown"), int(meta["n_actions"]))
+    train_cfg = TrainConfig(**OmegaConf.to_container(dcfg.train), heldout_episodes=int(dcfg.heldout_episodes))
+    t0 = time.perf_counter()
+    arrays = load_arrays(dcfg.dataset)
+    train, heldout = arrays.split(dcfg.heldout_episodes) if dcfg.heldout_episodes else (arrays, None)
+    print(f"dataset {dcfg.dataset}: {len(train.frames)} training frames in {len(train.starts)} episodes "
+          f"(loaded in {time.perf_counter() - t0:.0f}s)")
+    mem_fn = None
+    if model_cfg.denoiser.memory:
+        mem_fn = EpisodeMemorySampler(MemorySamplerConfig(model_cfg.memory_m, int(dcfg.memory.window),
+                                                          dict(dcfg.memory.kinds)), model_cfg.denoiser.context)
+    writer = None
+    if dcfg.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+        writer = SummaryWriter(str(run / "tb"))
+    command = "memworld train-worldmodel " + " ".join(sys.argv[1:])
+    trainer = Trainer(model_cfg, train_cfg, train, heldout, run, memory_fn=mem_fn, writer=writer,
+                      meta={"command": command, "dataset": str(dcfg.dataset), "dataset_recipe": meta.get("command")},
+                      progress=dcfg.progress)
+    model = trainer.fit()
+    out = Path(dcfg.out) if dcfg.out else run / "world_model.safetensors"
+    if trainer.dist.main:
+        model.save(out)
+    if writer is not None:
+        writer.close()
+    return {"checkpoint": str(out), "train_minutes": trainer.seconds / 60, "ae_steps": trainer.ae_step,
+            "denoiser_steps": trainer.den_step, "sigma_data": model.cfg.sigma_data}
+
+
+@hydra.main(config_path="conf", config_name="train_worldmodel", version_base="1.3")
+def main(dcfg: DictConfig) -> None:
+    run = make_run_dir("train-worldmodel", dcfg.runs_root, dcfg.run_name)
+    save_config(run, dcfg)
+    write_results(run, run_train(dcfg, run))
+
+
+if __name__ == "__main__":
+    main()

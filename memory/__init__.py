@@ -1,0 +1,11 @@
+"""Spatial memory: pose geometry, memory banks, retrievers, stateful memory (torch only)."""
+
+from memory.bank import MemoryBank
+from memory.geometry import compose, fov_overlap, relative_pose, wrap_angle
+from memory.retrievers import RETRIEVERS, Retrieved, retrieve
+from memory.stateful import StatefulGridMemory
+
+MEMORY_KINDS = ("none", "recency", "fov", "embedding", "stateful")
+
+__all__ = ["MEMORY_KINDS", "MemoryBank", "RETRIEVERS", "Retrieved", "StatefulGridMemory", "compose",
+           "fov_overlap", "relative_pose", "retrieve", "wrap_angle"]

@@ -1,0 +1,1 @@
+"""Latent action-conditioned video diffusion world model: autoencoder, denoiser, EDM, samplers, heads."""

@@ -1,0 +1,93 @@
+"""Convolutional autoencoder: ``(B, 3, 64, 64)`` in [-1, 1] <-> latents ``(B, C, 16, 16)``.
+
+The decoder is kept light (it runs every dream step); the encoder runs once per real
+frame and may be heavier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class AutoencoderConfig:
+    """Channels per resolution (64, 32, 16) and latent channels."""
+
+    latent_channels: int = 4
+    enc_channels: tuple[int, ...] = (16, 32, 64)
+    dec_channels: tuple[int, ...] = (48, 32, 16)  # at 16, 32, 64
+
+
+class ResConv(nn.Module):
+    """Two 3x3 convs with a residual connection."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.GroupNorm(min(8, c), c), nn.SiLU(), nn.Conv2d(c, c, 3, padding=1),
+                                  nn.GroupNorm(min(8, c), c), nn.SiLU(), nn.Conv2d(c, c, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: AutoencoderConfig):
+        super().__init__()
+        c64, c32, c16 = cfg.enc_channels
+        self.net = nn.Sequential(
+            nn.Conv2d(3, c64, 3, padding=1), ResConv(c64),
+            nn.Conv2d(c64, c32, 4, stride=2, padding=1), ResConv(c32),
+            nn.Conv2d(c32, c16, 4, stride=2, padding=1), ResConv(c16), ResConv(c16),
+            nn.GroupNorm(min(8, c16), c16), nn.SiLU(), nn.Conv2d(c16, cfg.latent_channels, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: AutoencoderConfig):
+        super().__init__()
+        c16, c32, c64 = cfg.dec_channels
+        up = lambda: nn.Upsample(scale_factor=2, mode="nearest")  # noqa: E731
+        self.net = nn.Sequential(
+            nn.Conv2d(cfg.latent_channels, c16, 3, padding=1), ResConv(c16),
+            up(), nn.Conv2d(c16, c32, 3, padding=1), ResConv(c32),
+            up(), nn.Conv2d(c32, c64, 3, padding=1), ResConv(c64),
+            nn.GroupNorm(min(8, c64), c64), nn.SiLU(), nn.Conv2d(c64, 3, 3, padding=1))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class Autoencoder(nn.Module):
+    """Deterministic autoencoder; ``encode``/``decode`` work on [-1, 1] images."""
+
+    def __init__(self, cfg: AutoencoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder, self.decoder = Encoder(cfg), Decoder(cfg)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, 64, 64)`` -> ``(B, C, 16, 16)``."""
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """``(B, C, 16, 16)`` -> ``(B, 3, 64, 64)``."""
+        return self.decoder(z)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+
+def to_unit(frames_uint8: torch.Tensor) -> torch.Tensor:
+    """``(..., H, W, 3)`` uint8 -> ``(..., 3, H, W)`` float in [-1, 1]."""
+    return frames_uint8.movedim(-1, -3).float().div(127.5).sub(1.0)
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """``(..., 3, H, W)`` in [-1, 1] -> ``(..., H, W, 3)`` uint8; NaN maps to 0, always valid."""
+    x = torch.nan_to_num(x, nan=-1.0, posinf=1.0, neginf=-1.0)
+    return x.add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8).movedim(-3, -1)

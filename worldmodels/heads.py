@@ -1,0 +1,48 @@
+"""Reward, termination and pose-change heads on latents.
+
+The pose head sees the last context latent and the action, so the pose of the frame
+about to be generated is known *before* sampling (memory is retrieved for that pose).
+The reward/termination head also sees the generated latent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class HeadsConfig:
+    latent_channels: int = 4
+    n_actions: int = 3
+    channels: int = 48
+    hidden: int = 128
+
+
+def _trunk(c_in: int, c: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.SiLU(),
+                         nn.Conv2d(c, c, 3, stride=2, padding=1), nn.SiLU(), nn.Flatten())
+
+
+class Heads(nn.Module):
+    """``pose_delta(z_t, a) -> (B, 3)`` = [forward, left, dyaw]; ``reward_done(z_t, a, z_next) -> (B,), (B,)``."""
+
+    def __init__(self, cfg: HeadsConfig, latent_hw: int = 16):
+        super().__init__()
+        self.cfg = cfg
+        lc, c, h = cfg.latent_channels, cfg.channels, cfg.hidden
+        flat = c * (latent_hw // 4) ** 2
+        self.act = nn.Embedding(cfg.n_actions, h)
+        self.pose_trunk, self.rew_trunk = _trunk(lc, c), _trunk(2 * lc, c)
+        self.pose_mlp = nn.Sequential(nn.Linear(flat + h, h), nn.SiLU(), nn.Linear(h, 3))
+        self.rew_mlp = nn.Sequential(nn.Linear(flat + h, h), nn.SiLU(), nn.Linear(h, 2))
+
+    def pose_delta(self, z: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.pose_mlp(torch.cat([self.pose_trunk(z), self.act(action)], 1))
+
+    def reward_done(self, z: torch.Tensor, action: torch.Tensor, z_next: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reward ``(B,)`` and termination logit ``(B,)``."""
+        out = self.rew_mlp(torch.cat([self.rew_trunk(torch.cat([z, z_next], 1)), self.act(action)], 1))
+        return out[:, 0], out[:, 1]

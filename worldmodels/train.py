@@ -1,0 +1,286 @@
+"""Training loops: autoencoder first, then the latent denoiser and the heads together.
+
+Device-agnostic (CUDA when present), resumable from ``<run>/train_state.pt``, EMA of
+the denoiser for sampling, NaN guard, clean stop on SIGINT/SIGTERM, and DDP when run
+under ``torchrun`` (only rank 0 writes). Memory for each target is drawn by a
+retriever callable from the same episode (``retrieve_memory``), so this module does
+not import ``memory/``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from worldmodels.autoencoder import to_unit
+from worldmodels.edm import EDMLoss, augment_context
+from worldmodels.training_state import EMA, StopFlag, check_finite, load_state, save_state
+from worldmodels.world_model import WorldModel, WorldModelConfig
+
+#: (targets_global_index (B,), latents, poses, starts) -> (memory (B,M,C,H,W), rel_pose (B,M,3), mask (B,M))
+MemoryFn = Callable[[np.ndarray, torch.Tensor, torch.Tensor, np.ndarray, np.ndarray], tuple[torch.Tensor, ...]]
+
+
+@dataclass
+class TrainConfig:
+    """Steps and optimisation of each part."""
+
+    ae_steps: int = 3000
+    ae_batch: int = 64
+    ae_lr: float = 2e-3
+    denoiser_steps: int = 5000
+    batch: int = 32
+    lr: float = 1e-3
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    heldout_episodes: int = 8
+    checkpoint_every: int = 250
+    log_every: int = 50
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0          # 0: torch's default
+
+    def __post_init__(self) -> None:
+        for k in ("ae_steps", "denoiser_steps"):
+            if getattr(self, k) < 0:
+                raise ValueError(f"{k} must be >= 0, got {getattr(self, k)}")
+        for k in ("ae_batch", "batch", "checkpoint_every", "log_every"):
+            if getattr(self, k) < 1:
+                raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class DistInfo:
+    """Rank and world size; DDP is initialised when torchrun set WORLD_SIZE > 1."""
+
+    def __init__(self, device: torch.device):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        if self.world > 1 and not torch.distributed.is_initialized():
+            torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
+        if self.world > 1:
+            return torch.nn.parallel.DistributedDataParallel(module)
+        return module
+
+
+class Trainer:
+    """Trains a ``WorldModel`` on ``FrameArrays`` in ``run_dir``; ``fit()`` runs or resumes."""
+
+    def __init__(self, model_cfg: WorldModelConfig, cfg: TrainConfig, train, heldout, run_dir: str | Path,
+                 memory_fn: MemoryFn | None = None, writer=None, meta: dict[str, Any] | None = None,
+                 progress: bool = True):
+        self.cfg, self.train, self.heldout = cfg, train, heldout
+        self.run = Path(run_dir)
+        self.device = pick_device(cfg.device)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.dist = DistInfo(self.device)
+        torch.manual_seed(cfg.seed + self.dist.rank)
+        self.rng = np.random.default_rng(cfg.seed + self.dist.rank)
+        self.model = WorldModel(model_cfg).to(self.device)
+        self.memory_fn, self.writer, self.meta, self.progress = memory_fn, writer, meta or {}, progress
+        self.ema = EMA(self.model.denoiser, cfg.ema_decay)
+        self.opt_ae = torch.optim.AdamW(self.model.autoencoder.parameters(), lr=cfg.ae_lr, weight_decay=0.0)
+        self.opt_den = torch.optim.AdamW(self.model.denoiser.parameters(), lr=cfg.lr, weight_decay=1e-4)
+        self.opt_heads = torch.optim.AdamW(self.model.heads.parameters(), lr=cfg.lr)
+        self.ae_step = self.den_step = 0
+        self.latents: torch.Tensor | None = None
+        self.seconds = 0.0
+        self.state_path = self.run / "train_state.pt"
+        if self.state_path.exists():
+            self._resume()
+
+    # --- state ------------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "ema": self.ema.shadow.state_dict(),
+                "opt_ae": self.opt_ae.state_dict(), "opt_den": self.opt_den.state_dict(),
+                "opt_heads": self.opt_heads.state_dict(), "ae_step": self.ae_step, "den_step": self.den_step,
+                "seconds": self.seconds, "rng": self.rng.bit_generator.state["state"]["state"]}
+
+    def checkpoint(self) -> None:
+        if self.dist.main:
+            save_state(self.state_path, self._state())
+
+    def _resume(self) -> None:
+        s = load_state(self.state_path)
+        self.model.load_state_dict(s["model"])
+        self.ema.shadow.load_state_dict(s["ema"])
+        self.opt_ae.load_state_dict(s["opt_ae"]), self.opt_den.load_state_dict(s["opt_den"])
+        self.opt_heads.load_state_dict(s["opt_heads"])
+        self.ae_step, self.den_step, self.seconds = s["ae_step"], s["den_step"], s["seconds"]
+        self.rng = np.random.default_rng([self.cfg.seed, self.ae_step, self.den_step])
+        print(f"resumed from {self.state_path}: autoencoder step {self.ae_step}, denoiser step {self.den_step}")
+
+    def _log(self, tag: str, value: float, step: int) -> None:
+        if self.writer is not None and self.dist.main:
+            self.writer.add_scalar(tag, value, step)
+
+    # --- stage 1: autoencoder ------------------------------------------------------------
+    def fit_autoencoder(self, stop: StopFlag) -> None:
+        ae = self.dist.wrap(self.model.autoencoder)
+        frames = self.train.frames
+        bar = tqdm(total=self.cfg.ae_steps, initial=self.ae_step, desc="autoencoder", disable=not self.progress)
+        while self.ae_step < self.cfg.ae_steps and not stop.stop:
+            t0 = time.perf_counter()
+            lr = self.cfg.ae_lr * _cosine(self.ae_step, self.cfg.ae_steps)
+            for g in self.opt_ae.param_groups:
+                g["lr"] = lr
+            idx = self.rng.integers(0, len(frames), self.cfg.ae_batch)
+            x = to_unit(torch.from_numpy(frames[idx]).to(self.device))
+            z = self.model.autoencoder.encode(x) if self.dist.world == 1 else ae.module.encode(x)
+            rec = self.model.autoencoder.decode(z)
+            loss = F.mse_loss(rec, x) + 1e-4 * z.pow(2).mean()
+            check_finite(loss, "autoencoder", self.ae_step)
+            self.opt_ae.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt_ae.step()
+            self.ae_step += 1
+            self.seconds += time.perf_counter() - t0
+            bar.update(1)
+            if self.ae_step % self.cfg.log_every == 0:
+                psnr = 10 * math.log10(4.0 / max(F.mse_loss(rec.detach().clamp(-1, 1), x).item(), 1e-10))
+                bar.set_postfix(loss=f"{loss.item():.5f}", psnr=f"{psnr:.1f}")
+                self._log("worldmodel/ae_loss", loss.item(), self.ae_step)
+                self._log("worldmodel/ae_train_psnr", psnr, self.ae_step)
+            if self.ae_step % self.cfg.checkpoint_every == 0:
+                self.checkpoint()
+        bar.close()
+        self.checkpoint()
+
+    # --- latents and their statistics --------------------------------------------------------
+    @torch.no_grad()
+    def encode_dataset(self) -> None:
+        """Encode every training frame once (the denoiser never runs the encoder) and set the statistics."""
+        ae = self.model.autoencoder.eval()
+        out = []
+        for i in tqdm(range(0, len(self.train.frames), 512), desc="encode", disable=not self.progress):
+            out.append(ae.encode(to_unit(torch.from_numpy(self.train.frames[i:i + 512]).to(self.device))))
+        z = torch.cat(out)
+        if self.den_step == 0:
+            self.model.latent_mean.copy_(z.mean(dim=(0, 2, 3)))
+            self.model.latent_std.copy_(z.std(dim=(0, 2, 3)))
+        self.latents = (z - self.model.latent_mean[:, None, None]) / self.model.latent_std[:, None, None]
+        self.model.cfg.sigma_data = float(self.latents.std())
+        self.model.denoiser.sigma_data = self.ema.shadow.sigma_data = self.model.cfg.sigma_data
+        ae.train()
+
+    # --- stage 2: denoiser and heads --------------------------------------------------------------
+    def batch(self, b: int):
+        """A training batch: context, actions, target, memory and head targets at random windows."""
+        k = self.model.context
+        starts = self._window_starts
+        i = starts[self.rng.integers(0, len(starts), b)]
+        g = i + k                                                   # target frame (global index)
+        win = i[:, None] + np.arange(k)[None]
+        lat, tr = self.latents, self.train
+        ctx = lat[torch.from_numpy(win)]
+        acts = torch.from_numpy(tr.actions[win]).to(self.device)
+        target = lat[torch.from_numpy(g)]
+        mem = {}
+        if self.memory_fn is not None:
+            m, rel, mask = self.memory_fn(g, lat, torch.from_numpy(tr.poses), tr.starts[tr.episode_of(g)], self.rng)
+            mem = {"memory": m.to(self.device), "memory_pose": rel.to(self.device), "memory_mask": mask.to(self.device)}
+        p0, p1 = tr.poses[g - 1], tr.poses[g]
+        c, s = np.cos(p0[:, 2]), np.sin(p0[:, 2])
+        d = p1[:, :2] - p0[:, :2]
+        dyaw = np.remainder(p1[:, 2] - p0[:, 2] + np.pi, 2 * np.pi) - np.pi
+        dpose = np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1], dyaw], 1).astype(np.float32)
+        heads = {"z": lat[torch.from_numpy(g - 1)], "a": acts[:, -1], "z_next": target,
+                 "dpose": torch.from_numpy(dpose).to(self.device),
+                 "reward": torch.from_numpy(tr.rewards[g - 1]).to(self.device),
+                 "done": torch.from_numpy(tr.terminations[g - 1].astype(np.float32)).to(self.device)}
+        return ctx, acts, target, mem, heads
+
+    def fit_denoiser(self, stop: StopFlag) -> None:
+        self._window_starts = self.train.window_starts(self.model.context + 1)
+        den = self.dist.wrap(self.model.denoiser)
+        loss_fn = EDMLoss(self.model.cfg.loss, self.model.cfg.sigma_data)
+        bar = tqdm(total=self.cfg.denoiser_steps, initial=self.den_step, desc="denoiser", disable=not self.progress)
+        while self.den_step < self.cfg.denoiser_steps and not stop.stop:
+            t0 = time.perf_counter()
+            lr = self.cfg.lr * _cosine(self.den_step, self.cfg.denoiser_steps)
+            for opt in (self.opt_den, self.opt_heads):
+                for g in opt.param_groups:
+                    g["lr"] = lr
+            ctx, acts, target, mem, h = self.batch(self.cfg.batch)
+            ctx, aug = augment_context(ctx, self.model.cfg.loss.context_aug_max)
+            loss, _ = loss_fn(den, target, context=ctx, actions=acts, aug=aug, **mem)
+            check_finite(loss, "denoiser", self.den_step)
+            self.opt_den.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.denoiser.parameters(), self.cfg.grad_clip)
+            self.opt_den.step()
+            self.ema.update(self.model.denoiser)
+            hl = self._heads_loss(h)
+            check_finite(hl, "heads", self.den_step)
+            self.opt_heads.zero_grad(set_to_none=True)
+            hl.backward()
+            self.opt_heads.step()
+            self.den_step += 1
+            self.seconds += time.perf_counter() - t0
+            bar.update(1)
+            if self.den_step % self.cfg.log_every == 0:
+                bar.set_postfix(loss=f"{loss.item():.4f}", heads=f"{hl.item():.4f}")
+                self._log("worldmodel/denoiser_loss", loss.item(), self.den_step)
+                self._log("worldmodel/heads_loss", hl.item(), self.den_step)
+            if self.den_step % self.cfg.checkpoint_every == 0:
+                self.checkpoint()
+        bar.close()
+        self.checkpoint()
+
+    def _heads_loss(self, h: dict[str, torch.Tensor]) -> torch.Tensor:
+        heads = self.model.heads
+        dpose = heads.pose_delta(h["z"], h["a"])
+        reward, done_logit = heads.reward_done(h["z"], h["a"], h["z_next"])
+        pose_loss = F.mse_loss(dpose[:, :2], h["dpose"][:, :2]) * 10 + F.mse_loss(dpose[:, 2], h["dpose"][:, 2]) * 10
+        done_loss = F.binary_cross_entropy_with_logits(done_logit, h["done"], pos_weight=torch.tensor(20.0))
+        return pose_loss + F.mse_loss(reward, h["reward"]) + done_loss
+
+    # --- all stages --------------------------------------------------------------------------
+    def fit(self) -> WorldModel:
+        """Run (or resume) every stage; return the model with EMA denoiser weights."""
+        with StopFlag() as stop:
+            self.fit_autoencoder(stop)
+            if stop.stop:
+                raise KeyboardInterrupt(f"stopped during autoencoder training; resume from {self.state_path}")
+            self.encode_dataset()
+            self.fit_denoiser(stop)
+            if stop.stop:
+                raise KeyboardInterrupt(f"stopped during denoiser training; resume from {self.state_path}")
+        return self.final_model()
+
+    def final_model(self) -> WorldModel:
+        """A copy of the model whose denoiser carries the EMA weights."""
+        import copy
+
+        final = copy.deepcopy(self.model).eval()
+        final.denoiser.load_state_dict(self.ema.shadow.state_dict())
+        final.meta = {**self.meta, "train_minutes": self.seconds / 60, "ae_steps": self.ae_step,
+                      "denoiser_steps": self.den_step}
+        return final
+
+
+def _cosine(step: int, total: int, warmup: int = 100) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup)))) * 0.95 + 0.05
