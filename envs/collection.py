@@ -9,7 +9,7 @@ Actions everywhere: 0 turn left, 1 turn right, 2 forward.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from tqdm import tqdm

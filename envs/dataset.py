@@ -13,9 +13,10 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -106,6 +107,8 @@ def _check_episode(ep: Episode, i: int) -> None:
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """memworld's metadata of the dataset at ``path``."""
+    if not Path(path).is_dir():
+        raise DatasetError(f"no dataset at {path}: the folder does not exist")
     meta = Path(path) / META_FILE
     if not meta.is_file():
         raise DatasetError(f"{path} is not a memworld dataset: {META_FILE} is missing")
@@ -164,10 +167,10 @@ class FrameArrays:
     n_actions: int
 
     @classmethod
-    def from_episodes(cls, episodes: list[Episode], n_actions: int) -> "FrameArrays":
+    def from_episodes(cls, episodes: list[Episode], n_actions: int) -> FrameArrays:
         frames = np.concatenate([e.frames for e in episodes])
         poses = np.concatenate([e.poses for e in episodes])
-        pad = lambda a, dt: np.concatenate([np.asarray(a, dt), np.zeros(1, dt)])  # noqa: E731
+        pad = lambda a, dt: np.concatenate([np.asarray(a, dt), np.zeros(1, dt)])
         actions = np.concatenate([pad(e.actions, np.int64) for e in episodes])
         rewards = np.concatenate([pad(e.rewards, np.float32) for e in episodes])
         terms = np.concatenate([pad(e.terminations, bool) for e in episodes])
@@ -184,7 +187,7 @@ class FrameArrays:
         """Episode number of each global frame index."""
         return np.searchsorted(self.starts, index, side="right") - 1
 
-    def split(self, n_heldout: int) -> tuple["FrameArrays", "FrameArrays"]:
+    def split(self, n_heldout: int) -> tuple[FrameArrays, FrameArrays]:
         """(train, held-out): the last ``n_heldout`` episodes are held out."""
         e = len(self.starts)
         if not 0 < n_heldout < e:
@@ -192,7 +195,7 @@ class FrameArrays:
         cut = int(self.starts[e - n_heldout])
         return self._slice(0, cut, slice(0, e - n_heldout)), self._slice(cut, len(self.frames), slice(e - n_heldout, e))
 
-    def _slice(self, a: int, b: int, eps: slice) -> "FrameArrays":
+    def _slice(self, a: int, b: int, eps: slice) -> FrameArrays:
         return FrameArrays(self.frames[a:b], self.poses[a:b], self.actions[a:b], self.rewards[a:b],
                            self.terminations[a:b], self.starts[eps] - a, self.lengths[eps], self.n_actions)
 

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from envs.dataset import load_arrays, read_metadata
 from envs.memory_sampler import EpisodeMemorySampler, MemorySamplerConfig
+from envs.starts import StartSegments
 from experiments.runs import make_run_dir, save_config, write_results
 from worldmodels.autoencoder import AutoencoderConfig
 from worldmodels.edm import EDMLossConfig
@@ -64,6 +65,8 @@ def run_train(dcfg: DictConfig, run: Path) -> dict:
     out = Path(dcfg.out) if dcfg.out else run / "world_model.safetensors"
     if trainer.dist.main:
         model.save(out)
+        StartSegments.from_arrays(heldout if heldout is not None else train, model.context, 64, seed=train_cfg.seed).save(
+            StartSegments.path_beside(out))
     if writer is not None:
         writer.close()
     return {"checkpoint": str(out), "train_minutes": trainer.seconds / 60, "ae_steps": trainer.ae_step,

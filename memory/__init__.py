@@ -7,5 +7,15 @@ from memory.stateful import StatefulGridMemory
 
 MEMORY_KINDS = ("none", "recency", "fov", "embedding", "stateful")
 
-__all__ = ["MEMORY_KINDS", "MemoryBank", "RETRIEVERS", "Retrieved", "StatefulGridMemory", "compose",
-           "fov_overlap", "relative_pose", "retrieve", "wrap_angle"]
+__all__ = [
+           "MEMORY_KINDS",
+           "RETRIEVERS",
+           "MemoryBank",
+           "Retrieved",
+           "StatefulGridMemory",
+           "compose",
+           "fov_overlap",
+           "relative_pose",
+           "retrieve",
+           "wrap_angle",
+]

@@ -51,7 +51,7 @@ class Decoder(nn.Module):
     def __init__(self, cfg: AutoencoderConfig):
         super().__init__()
         c16, c32, c64 = cfg.dec_channels
-        up = lambda: nn.Upsample(scale_factor=2, mode="nearest")  # noqa: E731
+        up = lambda: nn.Upsample(scale_factor=2, mode="nearest")
         self.net = nn.Sequential(
             nn.Conv2d(cfg.latent_channels, c16, 3, padding=1), ResConv(c16),
             up(), nn.Conv2d(c16, c32, 3, padding=1), ResConv(c32),

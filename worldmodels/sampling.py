@@ -6,7 +6,8 @@ Every sampler is ``sample_x(denoise, x, sigmas, **cond) -> x`` where
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -53,7 +54,7 @@ def sample_heun(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, **cond:
 @torch.no_grad()
 def sample_dpmpp_2m(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, **cond: Any) -> torch.Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++", Alg. 2), multistep in log-sigma time."""
-    t_of = lambda s: -s.log()  # noqa: E731
+    t_of = lambda s: -s.log()
     old = None
     for i in range(len(sigmas) - 1):
         s, s_next = sigmas[i], sigmas[i + 1]

@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,10 +36,10 @@ class TrainConfig:
     """Steps and optimisation of each part."""
 
     ae_steps: int = 3000
-    ae_batch: int = 64
+    ae_batch: int = 8
     ae_lr: float = 2e-3
     denoiser_steps: int = 5000
-    batch: int = 32
+    batch: int = 16
     lr: float = 1e-3
     ema_decay: float = 0.999
     grad_clip: float = 1.0

@@ -86,7 +86,7 @@ class MemoryCrossAttention(nn.Module):
         kv = self.kv(tok.reshape(b, m * hh * ww, c))
         q = self.q(self.norm(h).flatten(2).transpose(1, 2))       # (B, hh*ww, c)
         k, v = kv.chunk(2, dim=-1)
-        split = lambda t: t.reshape(b, -1, self.heads, c // self.heads).transpose(1, 2)  # noqa: E731
+        split = lambda t: t.reshape(b, -1, self.heads, c // self.heads).transpose(1, 2)
         key_mask = mask[:, :, None].expand(b, m, hh * ww).reshape(b, 1, 1, m * hh * ww)
         any_valid = mask.any(dim=1)
         # A world with no valid memory attends to a dummy key and its output is zeroed below.

@@ -59,7 +59,7 @@ class WorldModelConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "WorldModelConfig":
+    def from_dict(cls, d: dict[str, Any]) -> WorldModelConfig:
         def build(dc, v):
             kw = {}
             for f in dataclasses.fields(dc):
@@ -150,7 +150,7 @@ class WorldModel(nn.Module):
         atomic_write_bytes(Path(str(path) + ".json"), json.dumps(info, indent=2, default=str).encode())
 
     @classmethod
-    def load(cls, path: str | Path, source: str | None = None, device: str | torch.device = "cpu") -> "WorldModel":
+    def load(cls, path: str | Path, source: str | None = None, device: str | torch.device = "cpu") -> WorldModel:
         """Load a checkpoint; ``CheckpointError`` if it is corrupt, too old, or for another ``source``."""
         tensors, info = load_tensors(path)
         version = info.get("format_version")

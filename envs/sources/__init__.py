@@ -27,4 +27,4 @@ def make_source(name: str, **kwargs) -> SourceEnv:
     return getattr(mod, cls)(**kwargs)
 
 
-__all__ = ["IMAGE_SIZE", "PoseOutsideMapError", "SOURCES", "SourceEnv", "make_pose", "make_source", "wrap_yaw"]
+__all__ = ["IMAGE_SIZE", "SOURCES", "PoseOutsideMapError", "SourceEnv", "make_pose", "make_source", "wrap_yaw"]

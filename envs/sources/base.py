@@ -44,6 +44,8 @@ class SourceEnv(gym.Env[np.ndarray, np.int64]):
     source_name: str = ""
     #: Turn actions that make a full circle (scripted revisit paths need it).
     turns_per_circle: int = 4
+    #: (x0, x1, y0, y1): the extent of reachable poses (stateful memory grids cover it).
+    map_bounds: tuple[float, float, float, float] = (-10.0, 10.0, -10.0, 10.0)
 
     def __init__(self, n_actions: int, render_mode: str | None = None):
         self.observation_space = spaces.Box(0, 255, (IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)

@@ -24,6 +24,7 @@ class MiniGridSource(SourceEnv):
 
     source_name = "minigrid"
     turns_per_circle = 4
+    map_bounds = (0.0, 19.0, 0.0, 19.0)
 
     def __init__(self, env_id: str = "MiniGrid-FourRooms-v0", max_episode_steps: int = 300,
                  render_mode: str | None = None):

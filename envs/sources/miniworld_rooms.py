@@ -18,10 +18,10 @@ import pyglet
 # Headless rendering through EGL must be chosen before miniworld imports pyglet.gl.
 pyglet.options["headless"] = True
 
-from miniworld.entity import Ball, Box, Key  # noqa: E402
-from miniworld.miniworld import MiniWorldEnv  # noqa: E402
+from miniworld.entity import Ball, Box, Key
+from miniworld.miniworld import MiniWorldEnv
 
-from envs.sources.base import PoseOutsideMapError, SourceEnv, make_pose  # noqa: E402
+from envs.sources.base import PoseOutsideMapError, SourceEnv, make_pose
 
 ROOM_TEXTURES = [  # (wall, floor) per room, chosen to differ in colour and frequency
     ("brick_wall", "wood_planks"),
@@ -98,6 +98,7 @@ class MiniWorldSource(SourceEnv):
 
     source_name = "miniworld"
     turns_per_circle = 24  # 15-degree turns
+    map_bounds = (-7.0, 7.0, -7.0, 7.0)  # x0, x1, y0, y1 in pose coordinates
 
     def __init__(self, max_episode_steps: int = 300, render_mode: str | None = None):
         self.scene = MemoryRoomsScene(max_episode_steps=max_episode_steps, obs_width=64, obs_height=64)

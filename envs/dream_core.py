@@ -1,0 +1,192 @@
+"""The batched dream in plain torch: N worlds advance in one denoiser call per sampler step.
+
+Per world: K context latents and actions, the pose (integrated from the pose head),
+memory, step count, its own ``torch.Generator``. A step: pose head -> memory read at
+the new pose -> sample the next latent -> reward/termination heads -> task -> decode ->
+memory write. Nothing here knows about Gymnasium.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from envs.dream_memory import DreamMemory
+from envs.starts import StartSegments
+from envs.tasks import Task, TaskConfig
+from memory.geometry import compose
+from worldmodels.world_model import SamplerConfig, WorldModel
+
+
+@dataclass
+class DreamConfig:
+    """What a dream runs: checkpoint, memory kind, sampler, task, episode length."""
+
+    source: str = "miniworld"
+    checkpoint: str | None = None          # default: the shipped checkpoint of the source
+    starts: str | None = None              # start segments (.npz); default: beside the checkpoint
+    memory: str = "fov"                    # none | recency | fov | embedding | stateful
+    memory_capacity: int = 512
+    sampler: str | None = None             # default: the checkpoint's
+    sampler_steps: int | None = None
+    max_episode_steps: int = 300
+    task: TaskConfig = field(default_factory=TaskConfig)
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.task, dict):
+            self.task = TaskConfig(**self.task)
+        if self.sampler_steps is not None and self.sampler_steps < 1:
+            raise ValueError(f"sampler_steps must be >= 1, got {self.sampler_steps}")
+        if self.max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps must be >= 1, got {self.max_episode_steps}")
+
+
+DEFAULT_CHECKPOINTS = {"miniworld": "checkpoints/memoryrooms.safetensors"}
+
+
+def default_checkpoint(source: str) -> Path:
+    """The shipped checkpoint for ``source`` (looked up beside the package, then in the cwd)."""
+    if source not in DEFAULT_CHECKPOINTS:
+        raise FileNotFoundError(f"no shipped checkpoint for source {source!r}; pass checkpoint=<path>")
+    rel = DEFAULT_CHECKPOINTS[source]
+    for root in (Path(__file__).resolve().parent.parent, Path.cwd()):
+        if (root / rel).is_file():
+            return root / rel
+    raise FileNotFoundError(f"shipped checkpoint {rel} not found; train one with memworld train-worldmodel")
+
+
+class DreamCore:
+    """``n_worlds`` dream worlds of one ``WorldModel``."""
+
+    def __init__(self, cfg: DreamConfig, n_worlds: int, model: WorldModel | None = None,
+                 starts: StartSegments | None = None):
+        if n_worlds < 1:
+            raise ValueError(f"n_worlds must be >= 1, got {n_worlds}")
+        self.cfg, self.n = cfg, n_worlds
+        self.device = torch.device(cfg.device)
+        ckpt = Path(cfg.checkpoint) if cfg.checkpoint else default_checkpoint(cfg.source)
+        self.model = model if model is not None else WorldModel.load(ckpt, source=cfg.source, device=self.device)
+        if self.model.cfg.source != cfg.source:
+            raise ValueError(f"world model is for source {self.model.cfg.source!r}, not {cfg.source!r}")
+        self.starts = starts if starts is not None else StartSegments.load(
+            Path(cfg.starts) if cfg.starts else StartSegments.path_beside(ckpt))
+        s = self.model.cfg.sampler
+        self.sampler = SamplerConfig(cfg.sampler or s.name, cfg.sampler_steps or s.steps,
+                                     s.sigma_min, s.sigma_max, s.rho)
+        self.k = self.model.context
+        self.n_actions = self.model.cfg.n_actions
+        from envs.sources import SOURCES  # noqa: F401  (bounds come from the source class)
+        bounds = _source_bounds(cfg.source)
+        mcfg = self.model.cfg
+        latent_shape = (mcfg.autoencoder.latent_channels, 16, 16)
+        use_memory = cfg.memory != "none" and mcfg.denoiser.memory
+        self.memory = DreamMemory(cfg.memory if use_memory else "none", n_worlds, latent_shape, mcfg.memory_m,
+                                  cfg.memory_capacity, self.k, bounds, self.device)
+        self.task = Task(cfg.task, n_worlds, cfg.source, cfg.max_episode_steps)
+        self.ctx = torch.zeros(n_worlds, self.k, *latent_shape, device=self.device)
+        self.ctx_actions = torch.zeros(n_worlds, self.k, dtype=torch.long, device=self.device)
+        self.pose = torch.zeros(n_worlds, 3, device=self.device)
+        self.t = torch.zeros(n_worlds, dtype=torch.long, device=self.device)
+        self.frames = torch.zeros(n_worlds, 64, 64, 3, dtype=torch.uint8)
+        self.generators = [torch.Generator(device=self.device) for _ in range(n_worlds)]
+        self.last_read = torch.full((n_worlds, mcfg.memory_m), -1, dtype=torch.long)
+
+    @torch.no_grad()
+    def reset_worlds(self, worlds: list[int], seeds: list[int], contexts: list[dict | None]) -> None:
+        """Start each world in ``worlds`` from a given context or a start segment chosen by its seed.
+
+        A context is ``{"frames": (K, 64, 64, 3) uint8, "actions": (K,), "poses": (K, 3)}``; memory is emptied
+        and the context frames are written to it.
+        """
+        segs = [c if c is not None else self.starts.pick(np.random.default_rng(s)) for c, s in zip(contexts, seeds)]
+        frames = torch.stack([torch.as_tensor(np.asarray(c["frames"])) for c in segs])
+        if frames.shape[1:] != (self.k, 64, 64, 3) or frames.dtype != torch.uint8:
+            raise ValueError(f"context frames must be uint8 ({self.k}, 64, 64, 3), "
+                             f"got {frames.dtype} {tuple(frames.shape[1:])}")
+        acts = torch.stack([torch.as_tensor(np.asarray(c["actions"])).long() for c in segs])
+        poses = torch.stack([torch.as_tensor(np.asarray(c["poses"]), dtype=torch.float32) for c in segs])
+        if acts.shape[1:] != (self.k,) or poses.shape[1:] != (self.k, 3):
+            raise ValueError(f"context actions must be ({self.k},) and poses ({self.k}, 3)")
+        w = torch.tensor(worlds, dtype=torch.long)
+        mask = torch.zeros(self.n, dtype=torch.bool)
+        mask[w] = True
+        self.ctx[w] = self.model.encode(frames.to(self.device))
+        self.ctx_actions[w] = acts.to(self.device)
+        self.pose[w] = poses[:, -1].to(self.device)
+        self.t[w] = 0
+        self.frames[w] = frames[:, -1]
+        self.memory.reset(mask)
+        for j in range(self.k):
+            lat = torch.zeros_like(self.ctx[:, 0])
+            lat[w] = self.ctx[w, j]
+            pz = self.pose.clone()
+            pz[w] = poses[:, j].to(self.device)
+            self.memory.write(lat, pz, torch.full((self.n,), j - self.k + 1, device=self.device), mask)
+        self.task.reset(mask, self.pose)
+        for i, s in zip(worlds, seeds):
+            self.generators[i].manual_seed(int(s))
+        self.last_read[w] = -1
+
+    @torch.no_grad()
+    def step(self, actions: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Advance every world by one action ``(N,)``; returns frames, rewards, terminated, truncated, infos."""
+        a = actions.to(self.device).long()
+        if a.shape != (self.n,) or (a < 0).any() or (a >= self.n_actions).any():
+            raise ValueError(f"actions must be {self.n} integers in [0, {self.n_actions}), got {actions.tolist()}")
+        self.ctx_actions = torch.cat([self.ctx_actions[:, 1:], a[:, None]], 1)
+        last = self.ctx[:, -1]
+        heads = self.model.heads
+        new_pose = compose(self.pose, heads.pose_delta(last, a))
+        now = self.t + 1
+        read = self.memory.read(now, new_pose, last)
+        noise = torch.stack([torch.randn(last.shape[1:], generator=g, device=self.device) for g in self.generators])
+        z = self._sample(noise, read)
+        reward_h, done_logit = heads.reward_done(last, a, z)
+        reward, terminated = self.task.step(new_pose, now, reward_h, done_logit > 0)
+        self.frames = self.model.decode(z).cpu()
+        self.memory.write(z, new_pose, now)
+        self.ctx = torch.cat([self.ctx[:, 1:], z[:, None]], 1)
+        self.pose, self.t = new_pose, now
+        self.last_read = read.indices
+        truncated = (now >= self.cfg.max_episode_steps) & ~terminated
+        return {"frames": self.frames, "reward": reward.cpu(), "terminated": terminated.cpu(),
+                "truncated": truncated.cpu(), "pose": new_pose.cpu(), "memory_indices": read.indices.cpu()}
+
+    def _sample(self, noise: torch.Tensor, read) -> torch.Tensor:
+        from worldmodels.sampling import get_sampler, get_sigmas_karras
+
+        s = self.sampler
+        sigmas = get_sigmas_karras(s.steps, s.sigma_min, s.sigma_max, s.rho, device=self.device)
+        mem = {} if read.latents is None else {"memory": read.latents, "memory_pose": read.rel_pose,
+                                               "memory_mask": read.mask}
+        return get_sampler(s.name)(self.model.denoiser, noise * sigmas[0], sigmas, context=self.ctx,
+                                   actions=self.ctx_actions, **mem)
+
+    def steps_since_visit(self) -> torch.Tensor:
+        return self.memory.steps_since_visit(self.t, self.pose)
+
+    def memory_frames(self, world: int) -> np.ndarray:
+        """Decoded frames ``(M, 64, 64, 3)`` of the memory read at world ``world``'s last step (black if empty)."""
+        idx = self.last_read[world]
+        out = np.zeros((len(idx), 64, 64, 3), np.uint8)
+        ok = idx >= 0
+        if ok.any() and self.memory.kind != "none":
+            lat = self.memory.store.latents[world, idx[ok]]
+            out[ok.numpy()] = self.model.decode(lat).numpy()
+        return out
+
+
+def _source_bounds(source: str) -> tuple[float, float, float, float]:
+    import importlib
+
+    from envs.sources import SOURCES
+
+    module, cls = SOURCES[source]
+    try:
+        return getattr(importlib.import_module(module), cls).map_bounds
+    except ImportError:
+        return (-10.0, 10.0, -10.0, 10.0)

@@ -1,0 +1,69 @@
+"""One interface over every memory kind for the dream: ``none``, ``recency``, ``fov``,
+``embedding`` (a bounded ``MemoryBank`` read by that retriever) and ``stateful``
+(a ``StatefulGridMemory``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from memory import MEMORY_KINDS, MemoryBank, StatefulGridMemory, fov_overlap, relative_pose, retrieve
+
+
+@dataclass
+class MemoryRead:
+    """What the denoiser gets: ``latents (N, M, C, H, W)``, ``rel_pose (N, M, 3)``, ``mask (N, M)``,
+    and the bank slots picked ``indices (N, M)`` (-1 where empty)."""
+
+    latents: torch.Tensor | None
+    rel_pose: torch.Tensor | None
+    mask: torch.Tensor | None
+    indices: torch.Tensor
+
+
+class DreamMemory:
+    """Memory of ``n_worlds`` dream worlds; ``exclude_recent`` skips frames still in the context."""
+
+    def __init__(self, kind: str, n_worlds: int, latent_shape: tuple[int, ...], m: int, capacity: int,
+                 exclude_recent: int, bounds: tuple[float, float, float, float], device: torch.device | str = "cpu"):
+        if kind not in MEMORY_KINDS:
+            raise ValueError(f"unknown memory kind {kind!r}; choose one of {list(MEMORY_KINDS)}")
+        if m < 1 or capacity < 1:
+            raise ValueError(f"memory m and capacity must be >= 1, got {m} and {capacity}")
+        self.kind, self.m, self.exclude_recent, self.n_worlds = kind, m, exclude_recent, n_worlds
+        if kind == "stateful":
+            self.store = StatefulGridMemory(n_worlds, latent_shape, bounds, device=device)
+        else:
+            self.store = MemoryBank(n_worlds, capacity, latent_shape, device=device)
+
+    def reset(self, mask: torch.Tensor | None = None) -> None:
+        self.store.reset(mask)
+
+    def write(self, latents: torch.Tensor, poses: torch.Tensor, steps: torch.Tensor,
+              mask: torch.Tensor | None = None) -> None:
+        self.store.write(latents, poses, steps, mask)
+
+    def read(self, now: torch.Tensor, query_pose: torch.Tensor, query_latent: torch.Tensor) -> MemoryRead:
+        n = self.n_worlds
+        if self.kind == "none":
+            return MemoryRead(None, None, None, torch.full((n, self.m), -1, dtype=torch.long))
+        s = self.store
+        if self.kind == "stateful":
+            r = s.read(now, query_pose, self.m, self.exclude_recent)
+        else:
+            r = retrieve(self.kind, now=now, query_pose=query_pose, query_latent=query_latent, latents=s.latents,
+                         poses=s.poses, steps=s.steps, valid=s.valid, m=self.m, exclude_recent=self.exclude_recent)
+        lat, poses = r.gather(s.latents, s.poses)
+        rel = relative_pose(poses, query_pose[:, None]) * r.mask[..., None]
+        return MemoryRead(lat * r.mask[..., None, None, None], rel, r.mask, r.indices.masked_fill(~r.mask, -1))
+
+    def steps_since_visit(self, now: torch.Tensor, pose: torch.Tensor, min_overlap: float = 0.5) -> torch.Tensor:
+        """Steps since a stored view overlapped ``pose``'s by ``min_overlap`` (outside the context); -1 if never."""
+        if self.kind == "none":
+            return torch.full((self.n_worlds,), -1, dtype=torch.long)
+        s = self.store
+        ok = s.valid & (s.steps <= now[:, None] - self.exclude_recent)
+        ok = ok & (fov_overlap(pose[:, None].expand_as(s.poses), s.poses) >= min_overlap)
+        last = s.steps.masked_fill(~ok, -1).max(dim=1).values
+        return torch.where(last >= 0, now - last, torch.full_like(now, -1))

@@ -1,0 +1,74 @@
+"""Stable-Baselines3 ``VecEnv`` over ``DreamVectorEnv``: ``PPO("CnnPolicy", DreamSB3VecEnv(...))``
+trains with no wrapper written by the user."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv
+
+from envs.dream import DreamVectorEnv
+
+
+class DreamSB3VecEnv(VecEnv):
+    """SB3's VecEnv API on the batched dream; sets ``terminal_observation`` and ``TimeLimit.truncated``."""
+
+    def __init__(self, num_envs: int = 8, source: str = "miniworld", vec: DreamVectorEnv | None = None,
+                 **kwargs: Any):
+        self.vec = vec if vec is not None else DreamVectorEnv(num_envs=num_envs, source=source, **kwargs)
+        super().__init__(self.vec.num_envs, self.vec.single_observation_space, self.vec.single_action_space)
+        self._actions: np.ndarray | None = None
+        self._seed: int | None = None
+        self.render_mode = self.vec.render_mode
+
+    def reset(self) -> np.ndarray:
+        ctxs = [o.get("context") for o in self._options]
+        options = {"contexts": ctxs} if any(c is not None for c in ctxs) else None
+        obs, infos = self.vec.reset(seed=self._seed, options=options)
+        self._seed = None
+        self.reset_infos = [self._info_at(infos, i) for i in range(self.num_envs)]
+        self._reset_options()
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions)
+
+    def step_wait(self):
+        obs, rew, term, trunc, infos = self.vec.step(self._actions)
+        out = []
+        for i in range(self.num_envs):
+            info = self._info_at(infos, i)
+            if term[i] or trunc[i]:
+                info["terminal_observation"] = infos["final_obs"][i]
+                info["TimeLimit.truncated"] = bool(trunc[i] and not term[i])
+            out.append(info)
+        return obs, rew, term | trunc, out
+
+    @staticmethod
+    def _info_at(infos: dict, i: int) -> dict:
+        return {k: v[i] for k, v in infos.items()
+                if not k.startswith("_") and k not in ("final_obs", "final_info")}
+
+    def seed(self, seed: int | None = None) -> Sequence[None | int]:
+        self._seed = seed
+        return [None if seed is None else seed + i for i in range(self.num_envs)]
+
+    def close(self) -> None:
+        pass
+
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        return list(self.vec.core.frames.numpy())
+
+    def get_attr(self, attr_name: str, indices=None) -> list[Any]:
+        return [getattr(self.vec, attr_name) for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+        setattr(self.vec, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
+        return [getattr(self.vec, method_name)(*method_args, **method_kwargs) for _ in self._get_indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]

@@ -1,0 +1,59 @@
+"""Start segments for dream resets: K real frames with their actions and poses.
+
+Shipped beside a checkpoint as ``<checkpoint>.starts.npz`` so that a dream can start
+from real context without the training dataset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from envs.dataset import FrameArrays
+
+
+@dataclass
+class StartSegments:
+    """``frames (S, K, 64, 64, 3)`` uint8, ``actions (S, K)``, ``poses (S, K, 3)``."""
+
+    frames: np.ndarray
+    actions: np.ndarray
+    poses: np.ndarray
+
+    @staticmethod
+    def path_beside(checkpoint: Path) -> Path:
+        return Path(str(checkpoint).removesuffix(".safetensors") + ".starts.npz")
+
+    @classmethod
+    def from_arrays(cls, arrays: FrameArrays, k: int, n: int, seed: int = 0) -> StartSegments:
+        """``n`` random K-frame segments that lie inside one episode each."""
+        starts = arrays.window_starts(k)
+        idx = np.random.default_rng(seed).choice(starts, size=min(n, len(starts)), replace=False)
+        win = idx[:, None] + np.arange(k)
+        return cls(arrays.frames[win], arrays.actions[win], arrays.poses[win])
+
+    def save(self, path: str | Path) -> None:
+        import io
+
+        from worldmodels.checkpoint import atomic_write_bytes
+
+        buf = io.BytesIO()
+        np.savez_compressed(buf, frames=self.frames, actions=self.actions, poses=self.poses)
+        atomic_write_bytes(path, buf.getvalue())
+
+    @classmethod
+    def load(cls, path: str | Path) -> StartSegments:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"start segments {path} not found (they are saved beside the checkpoint)")
+        try:
+            with np.load(path) as z:
+                return cls(z["frames"], z["actions"], z["poses"])
+        except Exception as exc:
+            raise ValueError(f"start segments {path} are corrupt: {exc}") from exc
+
+    def pick(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        i = int(rng.integers(0, len(self.frames)))
+        return {"frames": self.frames[i], "actions": self.actions[i], "poses": self.poses[i]}

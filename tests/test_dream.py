@@ -1,0 +1,153 @@
+"""The dream env: checkers, vector == single, autoreset, errors, SB3, bounded memory."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import envs  # noqa: F401
+from envs.dream import DreamEnv, DreamVectorEnv
+from envs.sb3 import DreamSB3VecEnv
+from worldmodels.checkpoint import CheckpointError
+
+
+def test_checkers_pass(tiny_checkpoint):
+    env = gym.make("memworld/MemoryRooms-Dream-v0", checkpoint=str(tiny_checkpoint), memory="fov",
+                   max_episode_steps=20).unwrapped
+    check_env(env, skip_render_check=True)
+    sb3_check_env(env, warn=False)
+
+
+@pytest.mark.parametrize("memory", ["none", "recency", "fov", "embedding", "stateful"])
+def test_same_seed_same_dream(tiny_checkpoint, memory):
+    def roll():
+        env = DreamEnv(checkpoint=str(tiny_checkpoint), memory=memory)
+        obs, info = env.reset(seed=11)
+        out = [obs]
+        for a in [0, 1, 2, 2, 0, 2, 1, 2]:
+            out.append(env.step(a)[0])
+        return np.stack(out), info
+
+    (a, _), (b, _) = roll(), roll()
+    np.testing.assert_array_equal(a, b)
+    assert a.dtype == np.uint8 and a.shape == (9, 64, 64, 3)
+
+
+def test_vector_matches_single_worlds(tiny_checkpoint):
+    n, steps = 3, 6
+    actions = np.random.default_rng(0).integers(0, 3, (steps, n))
+    never_ends = {"task": "reach", "task_kwargs": {"goal": (1e3, 1e3)}}   # no autoreset mid-comparison
+    vec = DreamVectorEnv(num_envs=n, checkpoint=str(tiny_checkpoint), memory="fov", **never_ends)
+    vobs = [vec.reset(seed=5)[0]]
+    for a in actions:
+        vobs.append(vec.step(a)[0])
+    vobs = np.stack(vobs)
+    for i in range(n):
+        env = DreamEnv(checkpoint=str(tiny_checkpoint), memory="fov", **never_ends)
+        sobs = [env.reset(seed=5 + i)[0]] + [env.step(a)[0] for a in actions[:, i]]
+        diff = np.abs(np.stack(sobs).astype(int) - vobs[:, i].astype(int))
+        # batched convolutions may round differently from batch-1 ones; frames agree to a grey level
+        assert diff.max() <= 2 and diff.mean() < 0.05
+
+
+def test_make_vec_uses_the_batched_core(tiny_checkpoint):
+    vec = gym.make_vec("memworld/MemoryRooms-Dream-v0", num_envs=2, vectorization_mode="vector_entry_point",
+                       checkpoint=str(tiny_checkpoint))
+    obs, info = vec.reset(seed=0)
+    assert obs.shape == (2, 64, 64, 3) and info["pose"].shape == (2, 3)
+
+
+def test_autoreset_same_step(tiny_checkpoint):
+    vec = DreamVectorEnv(num_envs=2, checkpoint=str(tiny_checkpoint), max_episode_steps=3, task="reach",
+                         task_kwargs={"goal": (1e3, 1e3)})
+    vec.reset(seed=0)
+    for t in range(2):
+        obs, rew, term, trunc, info = vec.step(np.array([2, 2]))
+        assert not (term | trunc).any() and "final_obs" not in info
+    obs, rew, term, trunc, info = vec.step(np.array([2, 2]))
+    assert trunc.all() and not term.any()
+    assert info["_final_obs"].all() and info["final_obs"][0].shape == (64, 64, 3)
+    assert info["final_info"]["pose"].shape == (2, 3)
+    # obs is the first frame of the next episode: the last real frame of a start segment
+    starts = vec.core.starts.frames[:, -1]
+    assert all(any(np.array_equal(obs[i], s) for s in starts) for i in range(2))
+    assert (vec.core.t == 0).all()
+
+
+def test_bad_actions_and_checkpoints(tiny_checkpoint, tmp_path):
+    env = DreamEnv(checkpoint=str(tiny_checkpoint))
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="outside the action space"):
+        env.step(5)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        DreamEnv(checkpoint=str(tmp_path / "missing.safetensors"))
+    with pytest.raises(CheckpointError, match="trained on source 'miniworld', not 'minigrid'"):
+        DreamEnv(source="minigrid", checkpoint=str(tiny_checkpoint))
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(tiny_checkpoint.read_bytes()[:500])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        DreamEnv(checkpoint=str(bad))
+    with pytest.raises(ValueError, match="unknown memory kind"):
+        DreamEnv(checkpoint=str(tiny_checkpoint), memory="hippocampus")
+    with pytest.raises(ValueError, match="sampler_steps must be >= 1"):
+        DreamEnv(checkpoint=str(tiny_checkpoint), sampler_steps=0)
+    with pytest.raises(ValueError, match="unknown sampler"):
+        DreamEnv(checkpoint=str(tiny_checkpoint), sampler="magic")
+    with pytest.raises(ValueError, match="unknown task"):
+        DreamEnv(checkpoint=str(tiny_checkpoint), task="dance")
+
+
+def test_reset_from_a_given_context(tiny_checkpoint, tiny_dataset):
+    _, eps = tiny_dataset
+    ep = eps[0]
+    ctx = {"frames": ep.frames[:2], "actions": ep.actions[:2], "poses": ep.poses[:2]}
+    env = DreamEnv(checkpoint=str(tiny_checkpoint))
+    obs, info = env.reset(seed=0, options={"context": ctx})
+    np.testing.assert_array_equal(obs, ep.frames[1])
+    np.testing.assert_array_equal(info["pose"], ep.poses[1])
+
+
+def test_sb3_adapter_trains_ppo(tiny_checkpoint):
+    from stable_baselines3 import PPO
+
+    venv = DreamSB3VecEnv(num_envs=2, checkpoint=str(tiny_checkpoint), max_episode_steps=40)
+    model = PPO("CnnPolicy", venv, n_steps=128, batch_size=64, n_epochs=1, verbose=0, seed=0,
+                policy_kwargs={"normalize_images": True})
+    model.learn(256)
+    obs = venv.reset()
+    assert obs.shape == (2, 64, 64, 3)
+    assert venv.get_attr("num_envs") == [2, 2]
+
+
+def test_sb3_adapter_sets_terminal_observation(tiny_checkpoint):
+    venv = DreamSB3VecEnv(num_envs=2, checkpoint=str(tiny_checkpoint), max_episode_steps=2)
+    venv.reset()
+    for _ in range(2):
+        obs, rew, done, infos = venv.step(np.array([0, 1]))
+    assert done.all()
+    assert infos[0]["terminal_observation"].shape == (64, 64, 3)
+    assert infos[0]["TimeLimit.truncated"] in (True, False)
+
+
+def test_long_run_memory_is_bounded(tiny_checkpoint):
+    env = DreamVectorEnv(num_envs=4, checkpoint=str(tiny_checkpoint), memory="fov", memory_capacity=64,
+                         max_episode_steps=10_000)
+    env.reset(seed=0)
+    nbytes = env.core.memory.store.nbytes()
+    tensors_before = None
+    for t in range(2_500):  # 4 worlds x 2,500 steps = 10,000 world-steps
+        env.step(np.array([t % 3, 2, 2, 0]))
+        if t == 100:
+            tensors_before = _count_tensors()
+    assert env.core.memory.store.nbytes() == nbytes
+    assert _count_tensors() <= tensors_before + 5
+
+
+def _count_tensors() -> int:
+    import gc
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor))

@@ -1,0 +1,89 @@
+"""Pose geometry, banks, retrievers and stateful memory."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from memory import MemoryBank, StatefulGridMemory, compose, fov_overlap, relative_pose, retrieve
+
+
+def test_fov_overlap_extremes():
+    p = torch.tensor([1.0, 2.0, 0.3])
+    assert fov_overlap(p, p).item() == 1.0
+    assert fov_overlap(p, p + torch.tensor([0, 0, math.pi])).item() == 0.0
+    assert 0 < fov_overlap(p, p + torch.tensor([0, 0, 0.4])).item() < 1
+
+
+def test_compose_and_relative_pose_are_inverse():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(10, 3, generator=g)
+    d = torch.randn(10, 3, generator=g)
+    b = compose(a, d)
+    rel = relative_pose(b, a)
+    torch.testing.assert_close(rel[:, :2], d[:, :2], atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.remainder(rel[:, 2] - d[:, 2] + math.pi, 2 * math.pi) - math.pi,
+                               torch.zeros(10), atol=1e-5, rtol=0)
+
+
+def _bank_with_plant(kind_latent=False):
+    g = torch.Generator().manual_seed(1)
+    bank = MemoryBank(2, 20, (4, 4, 4))
+    for t in range(20):
+        pose = torch.tensor([[5.0 + t, 5.0, math.pi]] * 2)            # distractors far away, facing away
+        bank.write(torch.randn(2, 4, 4, 4, generator=g), pose, torch.full((2,), t))
+    query = torch.tensor([[0.0, 0.0, 0.0]] * 2)
+    latent = torch.randn(2, 4, 4, 4, generator=g)
+    bank.latents[:, 7] = latent if kind_latent else bank.latents[:, 7]
+    bank.poses[:, 7] = query[0]
+    return bank, query, latent
+
+
+def test_fov_retrieval_picks_the_planted_frame():
+    bank, query, latent = _bank_with_plant()
+    r = retrieve("fov", now=torch.tensor([30, 30]), query_pose=query, query_latent=latent, latents=bank.latents,
+                 poses=bank.poses, steps=bank.steps, valid=bank.valid, m=3, exclude_recent=4)
+    assert (r.indices[:, 0] == 7).all() and r.mask[:, 0].all()
+
+
+def test_embedding_retrieval_picks_the_planted_frame():
+    bank, query, latent = _bank_with_plant(kind_latent=True)
+    r = retrieve("embedding", now=torch.tensor([30, 30]), query_pose=query, query_latent=latent,
+                 latents=bank.latents, poses=bank.poses, steps=bank.steps, valid=bank.valid, m=2)
+    assert (r.indices[:, 0] == 7).all()
+
+
+def test_recency_excludes_the_context():
+    bank, query, latent = _bank_with_plant()
+    r = retrieve("recency", now=torch.tensor([19, 19]), query_pose=query, query_latent=latent, latents=bank.latents,
+                 poses=bank.poses, steps=bank.steps, valid=bank.valid, m=2, exclude_recent=4)
+    assert bank.steps[0, r.indices[0]].tolist() == [15, 14]
+
+
+def test_masked_reset_clears_one_world_only():
+    bank = MemoryBank(3, 5, (2,))
+    bank.write(torch.ones(3, 2), torch.zeros(3, 3), torch.zeros(3, dtype=torch.long))
+    bank.reset(torch.tensor([False, True, False]))
+    assert bank.valid[:, 0].tolist() == [True, False, True]
+
+
+def test_bank_is_bounded():
+    bank = MemoryBank(1, 4, (2,))
+    before = bank.nbytes()
+    for t in range(50):
+        bank.write(torch.ones(1, 2), torch.zeros(1, 3), torch.tensor([t]))
+    assert bank.nbytes() == before and bank.valid.sum() == 4 and bank.steps.max() == 49
+
+
+def test_stateful_memory_size_is_constant_over_10000_steps():
+    mem = StatefulGridMemory(2, (4, 4, 4), bounds=(-7, 7, -7, 7), cell=2.0, n_headings=8)
+    size = mem.nbytes()
+    pose = torch.zeros(2, 3)
+    for t in range(10_000):
+        pose = compose(pose, torch.tensor([[0.3, 0.0, 0.26]] * 2)).clamp(-7, 7)
+        mem.write(torch.zeros(2, 4, 4, 4), pose, torch.full((2,), t))
+    assert mem.nbytes() == size
+    assert mem.valid.sum(1).max() <= mem.capacity
+    r = mem.read(torch.full((2,), 10_000), pose, m=3)
+    assert r.mask.any()

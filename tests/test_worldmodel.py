@@ -1,0 +1,121 @@
+"""World model: shapes, save/load, bad checkpoints, training lowers the loss, resume, NaN guard."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import tiny_model_config
+
+from envs.dataset import load_arrays
+from worldmodels.checkpoint import CheckpointError, load_tensors, save_tensors
+from worldmodels.train import TrainConfig, Trainer
+from worldmodels.training_state import TrainingDiverged
+from worldmodels.world_model import WorldModel
+
+
+def test_shapes_and_dtypes_through_every_part():
+    m = WorldModel(tiny_model_config()).eval()
+    ctx = torch.randint(0, 256, (3, 2, 64, 64, 3), dtype=torch.uint8)
+    acts = torch.randint(0, 3, (3, 2))
+    z = m.encode(ctx)
+    assert z.shape == (3, 2, 4, 16, 16)
+    assert m.decode(z).shape == (3, 2, 64, 64, 3) and m.decode(z).dtype == torch.uint8
+    mem = {"frames": torch.randint(0, 256, (3, 2, 64, 64, 3), dtype=torch.uint8), "rel_pose": torch.randn(3, 2, 3),
+           "mask": torch.tensor([[True, False], [False, False], [True, True]])}
+    frame, reward, done, dpose = m.predict_next(ctx, acts, memory=mem)
+    assert frame.shape == (3, 64, 64, 3) and frame.dtype == torch.uint8
+    assert reward.shape == (3,) and done.dtype == torch.bool and dpose.shape == (3, 3)
+
+
+def test_decoded_frames_are_valid_uint8_even_from_nan():
+    m = WorldModel(tiny_model_config())
+    out = m.decode(torch.full((1, 4, 16, 16), float("nan")))
+    assert out.dtype == torch.uint8
+
+
+def test_save_load_round_trip_is_identical(tmp_path):
+    torch.manual_seed(0)
+    m = WorldModel(tiny_model_config()).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.01)
+    path = tmp_path / "m.safetensors"
+    m.save(path, command="test")
+    m2 = WorldModel.load(path, source="miniworld")
+    ctx = torch.randint(0, 256, (2, 2, 64, 64, 3), dtype=torch.uint8)
+    acts = torch.randint(0, 3, (2, 2))
+    a = m.predict_next(ctx, acts, generator=torch.Generator().manual_seed(1))
+    b = m2.predict_next(ctx, acts, generator=torch.Generator().manual_seed(1))
+    for x, y in zip(a, b):
+        assert torch.equal(x, y)
+    assert json.loads((tmp_path / "m.safetensors.json").read_text())["command"] == "test"
+
+
+def test_bad_checkpoints_name_the_problem(tmp_path):
+    m = WorldModel(tiny_model_config())
+    path = tmp_path / "m.safetensors"
+    m.save(path)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        WorldModel.load(tmp_path / "nope.safetensors")
+    trunc = tmp_path / "trunc.safetensors"
+    trunc.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        WorldModel.load(trunc)
+    with pytest.raises(CheckpointError, match="not 'minigrid'"):
+        WorldModel.load(path, source="minigrid")
+    tensors, meta = load_tensors(path)
+    old = tmp_path / "old.safetensors"
+    save_tensors(old, tensors, {**meta, "format_version": 0})
+    with pytest.raises(CheckpointError, match="format version 0"):
+        WorldModel.load(old)
+
+
+def _trainer(arrays, run, **kw):
+    cfg = TrainConfig(**{"ae_steps": 30, "ae_batch": 8, "denoiser_steps": 30, "batch": 8, "checkpoint_every": 10,
+                         "log_every": 5, **kw})
+    return Trainer(tiny_model_config(), cfg, arrays, None, run, progress=False)
+
+
+def test_training_lowers_the_loss_and_resumes(tmp_path, tiny_dataset):
+    arrays = load_arrays(tiny_dataset[0])
+    tr = _trainer(arrays, tmp_path, ae_steps=40, denoiser_steps=0)
+    x = torch.from_numpy(arrays.frames[:32])
+
+    def ae_mse():
+        from worldmodels.autoencoder import to_unit
+        with torch.no_grad():
+            return torch.nn.functional.mse_loss(tr.model.autoencoder(to_unit(x)), to_unit(x)).item()
+
+    before = ae_mse()
+    tr.fit()
+    assert ae_mse() < before * 0.7
+    # resume: a new trainer in the same folder continues the step counters and optimizer state
+    tr2 = _trainer(arrays, tmp_path, ae_steps=50, denoiser_steps=10)
+    assert tr2.ae_step == 40 and tr2.opt_ae.state_dict()["state"]
+    tr2.fit()
+    assert tr2.ae_step == 50 and tr2.den_step == 10
+    tr3 = _trainer(arrays, tmp_path, ae_steps=50, denoiser_steps=20)
+    assert tr3.den_step == 10
+    torch.testing.assert_close(next(tr3.ema.shadow.parameters()), next(tr2.ema.shadow.parameters()))
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_dataset):
+    arrays = load_arrays(tiny_dataset[0])
+    tr = _trainer(arrays, tmp_path, ae_steps=10, denoiser_steps=0)
+    tr.fit()
+    good = (tmp_path / "train_state.pt").read_bytes()
+    tr2 = _trainer(arrays, tmp_path, ae_steps=20, denoiser_steps=0)
+    with torch.no_grad():
+        next(tr2.model.autoencoder.parameters()).fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match="NaN|nan"):
+        tr2.fit()
+    assert (tmp_path / "train_state.pt").read_bytes() == good
+
+
+def test_negative_sizes_are_refused():
+    with pytest.raises(ValueError, match="ae_steps must be >= 0"):
+        TrainConfig(ae_steps=-1)
+    with pytest.raises(ValueError, match="batch must be >= 1"):
+        TrainConfig(batch=0)
