@@ -99,8 +99,9 @@ class DreamCore:
     def reset_worlds(self, worlds: list[int], seeds: list[int], contexts: list[dict | None]) -> None:
         """Start each world in ``worlds`` from a given context or a start segment chosen by its seed.
 
-        A context is ``{"frames": (K, 64, 64, 3) uint8, "actions": (K,), "poses": (K, 3)}``; memory is emptied
-        and the context frames are written to it.
+        A context is ``{"frames": (K, 64, 64, 3) uint8, "actions": (K,), "poses": (K, 3)}`` where
+        ``actions[j]`` led into frame j (the first may be 0 if unknown); memory is emptied and the
+        context frames are written to it.
         """
         segs = [c if c is not None else self.starts.pick(np.random.default_rng(s)) for c, s in zip(contexts, seeds)]
         frames = torch.stack([torch.as_tensor(np.asarray(c["frames"])) for c in segs])

@@ -16,7 +16,11 @@ from envs.dataset import FrameArrays
 
 @dataclass
 class StartSegments:
-    """``frames (S, K, 64, 64, 3)`` uint8, ``actions (S, K)``, ``poses (S, K, 3)``."""
+    """``frames (S, K, 64, 64, 3)`` uint8, ``actions (S, K)``, ``poses (S, K, 3)``.
+
+    ``actions[:, j]`` is the action that led *into* frame j (the dream appends each new
+    action to this history, so after a step it holds the actions leaving the context frames).
+    """
 
     frames: np.ndarray
     actions: np.ndarray
@@ -29,10 +33,10 @@ class StartSegments:
     @classmethod
     def from_arrays(cls, arrays: FrameArrays, k: int, n: int, seed: int = 0) -> StartSegments:
         """``n`` random K-frame segments that lie inside one episode each."""
-        starts = arrays.window_starts(k)
+        starts = arrays.window_starts(k + 1)   # one frame of history so every frame has its incoming action
         idx = np.random.default_rng(seed).choice(starts, size=min(n, len(starts)), replace=False)
         win = idx[:, None] + np.arange(k)
-        return cls(arrays.frames[win], arrays.actions[win], arrays.poses[win])
+        return cls(arrays.frames[win + 1], arrays.actions[win], arrays.poses[win + 1])
 
     def save(self, path: str | Path) -> None:
         import io

@@ -46,3 +46,12 @@ class Heads(nn.Module):
         """Reward ``(B,)`` and termination logit ``(B,)``."""
         out = self.rew_mlp(torch.cat([self.rew_trunk(torch.cat([z, z_next], 1)), self.act(action)], 1))
         return out[:, 0], out[:, 1]
+
+
+def integrate_pose(pose: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    """Apply ``delta (B, 3)`` = [forward, left, dyaw] in the agent frame to ``pose (B, 3)``."""
+    x, y, yaw = pose.unbind(-1)
+    f, left, dyaw = delta.unbind(-1)
+    c, s = yaw.cos(), yaw.sin()
+    new_yaw = torch.remainder(yaw + dyaw + torch.pi, 2 * torch.pi) - torch.pi
+    return torch.stack([x + c * f - s * left, y + s * f + c * left, new_yaw], -1)

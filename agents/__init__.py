@@ -1,0 +1,1 @@
+"""SB3 agents trained in the dream, judged in the real env."""

@@ -1,0 +1,204 @@
+"""``memworld bench target=sources|worldmodel|dream``: speed and quality figures -> results.json."""
+
+from __future__ import annotations
+
+import resource
+import time
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from experiments.runs import make_run_dir, save_config, write_results
+from worldmodels.flops import count_flops, matmul_ceiling_gflops, time_call
+
+TARGETS = ("sources", "worldmodel", "dream")
+
+
+def rss_mb() -> float:
+    """Current resident set size in MB (Linux /proc)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def real_steps_per_s(source: str, n: int, seconds: float) -> float:
+    """Steps/s of ``n`` real envs in gymnasium's SyncVectorEnv (world-steps, i.e. n per call)."""
+    import gymnasium as gym
+
+    import envs
+    from gymnasium.vector import AutoresetMode
+
+    vec = gym.make_vec(envs.REAL_IDS[source], num_envs=n, vectorization_mode="sync",
+                       vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP})
+    vec.reset(seed=0)
+    rng = np.random.default_rng(0)
+    dt = time_call(lambda: vec.step(rng.integers(0, 3, n)), min_seconds=seconds)
+    vec.close()
+    return n / dt
+
+
+def bench_sources(cfg: DictConfig) -> dict:
+    from envs.sources import make_source
+
+    out = {}
+    for name in ("miniworld", "minigrid", "vizdoom"):
+        try:
+            env = make_source(name)
+        except ImportError as exc:
+            out[f"{name}_steps_per_s"] = None
+            print(f"skipping {name}: {exc}")
+            continue
+        env.reset(seed=0)
+        rng = np.random.default_rng(0)
+
+        def step():
+            _, _, term, trunc, _ = env.step(int(rng.integers(0, 3)))
+            if term or trunc:
+                env.reset()
+
+        out[f"{name}_steps_per_s"] = 1 / time_call(step, cfg.seconds)
+        env.close()
+    return out
+
+
+def _heldout(cfg: DictConfig):
+    from envs.collection import collect
+    from envs.dataset import load_arrays, write_dataset
+    from envs.sources import make_source
+
+    path = Path(cfg.heldout)
+    if not path.exists():
+        env = make_source(cfg.source)
+        write_dataset(path, collect(env, "revisit", cfg.heldout_episodes, seed=900_000, max_steps=300), 3,
+                      {"source": cfg.source, "policy": "revisit", "seed": 900_000})
+    return load_arrays(path)
+
+
+def heldout_memory(model, arr, targets: np.ndarray, rng: np.random.Generator):
+    """Memory for held-out targets, drawn by the fov retriever with true poses (as in training)."""
+    from envs.memory_sampler import EpisodeMemorySampler, MemorySamplerConfig
+
+    if not model.cfg.denoiser.memory:
+        return None
+    lat = torch.cat([model.encode(torch.from_numpy(arr.frames[i:i + 512])) for i in range(0, len(arr.frames), 512)])
+    fn = EpisodeMemorySampler(MemorySamplerConfig(model.cfg.memory_m, 256, {"fov": 1.0}), model.context)
+    return fn(targets, lat, torch.from_numpy(arr.poses), arr.starts[arr.episode_of(targets)], rng)
+
+
+def onestep_on_heldout(model, heldout: str, samples: int, seed: int = 0) -> dict:
+    """One-step figures on ``samples`` random targets of the held-out dataset."""
+    from envs.dataset import load_arrays
+    from worldmodels.evaluation import onestep_figures
+
+    arr = load_arrays(heldout)
+    rng = np.random.default_rng(seed)
+    starts = arr.window_starts(model.context + 1)
+    targets = np.sort(rng.choice(starts, min(samples, len(starts)), replace=False)) + model.context
+    return onestep_figures(model, arr.frames, arr.actions, targets, memory=heldout_memory(model, arr, targets, rng))
+
+
+def bench_worldmodel(cfg: DictConfig, model) -> dict:
+    from worldmodels.evaluation import evaluate_autoencoder, onestep_figures, rollout_figures
+    from worldmodels.world_model import SamplerConfig
+
+    arr = _heldout(cfg)
+    rng = np.random.default_rng(0)
+    k = model.context
+    starts = arr.window_starts(k + 1)
+    targets = np.sort(rng.choice(starts, min(cfg.samples, len(starts)), replace=False)) + k
+    out = {"heldout_frames": len(arr.frames), **evaluate_autoencoder(model, arr.frames[rng.choice(len(arr.frames), 2048)])}
+    memory = heldout_memory(model, arr, targets, rng)
+    out.update(onestep_figures(model, arr.frames, arr.actions, targets, memory=memory))
+    out["onestep_gain_over_copy"] = out["onestep_psnr"] - out["copy_psnr"]
+    r_starts = rng.choice(arr.window_starts(k + 16), min(cfg.rollout_starts, len(starts)), replace=False)
+    out.update(rollout_figures(model, arr.frames, arr.actions, arr.poses, r_starts))
+    table = {}
+    sub = targets[:128]
+    mem_sub = None if memory is None else tuple(x[:128] for x in memory)
+    for name in ("euler", "heun", "dpmpp_2m"):
+        for steps in (1, 2, 3, 5):
+            s = SamplerConfig(name, steps, model.cfg.sampler.sigma_min, model.cfg.sampler.sigma_max)
+            t0 = time.perf_counter()
+            fig = onestep_figures(model, arr.frames, arr.actions, sub, memory=mem_sub, sampler=s)
+            table[f"{name}_{steps}"] = {"psnr": fig["onestep_psnr"], "sharpness": fig["onestep_sharpness"],
+                                        "frames_per_s": len(sub) / (time.perf_counter() - t0)}
+    out["sampler_table"] = table
+    out.update(_throughput(cfg, model))
+    out["train_minutes"] = model.meta.get("train_minutes")
+    return out
+
+
+def _throughput(cfg: DictConfig, model) -> dict:
+    """GFLOP per generated frame and frames/s at batch 1, 8, 32 (denoiser + decoder, default sampler)."""
+    k, c = model.context, model.cfg.autoencoder.latent_channels
+    m = model.cfg.memory_m if model.cfg.denoiser.memory else 0
+
+    def gen(b):
+        ctx = torch.randn(b, k, c, 16, 16)
+        acts = torch.zeros(b, k, dtype=torch.long)
+        mem = {"memory": torch.randn(b, m, c, 16, 16), "memory_pose": torch.randn(b, m, 3),
+               "memory_mask": torch.ones(b, m, dtype=torch.bool)} if m else {}
+        return lambda: model.decode(model.sample_next(ctx, acts, **mem))
+
+    flops = count_flops(gen(1))
+    out = {"gflop_per_frame": flops / 1e9, "ceiling_gflops": matmul_ceiling_gflops()}
+    for b in (1, 8, 32):
+        out[f"frames_per_s_b{b}"] = b / time_call(gen(b), cfg.seconds)
+    out["achieved_gflops_b32"] = out["frames_per_s_b32"] * out["gflop_per_frame"]
+    return out
+
+
+def bench_dream(cfg: DictConfig) -> dict:
+    from envs.dream import DreamVectorEnv
+
+    rss0 = rss_mb()
+    dream, real, flops_step = {}, {}, None
+    for n in cfg.worlds:
+        vec = DreamVectorEnv(num_envs=n, source=cfg.source, checkpoint=cfg.checkpoint, memory=cfg.memory)
+        vec.reset(seed=0)
+        rng = np.random.default_rng(0)
+        if flops_step is None:
+            vec1 = DreamVectorEnv(num_envs=1, source=cfg.source, checkpoint=cfg.checkpoint, memory=cfg.memory)
+            vec1.reset(seed=0)
+            flops_step = count_flops(lambda: vec1.step(np.array([2])))
+        dream[n] = n / time_call(lambda: vec.step(rng.integers(0, 3, n)), cfg.seconds)
+        real[n] = real_steps_per_s(cfg.source, n, cfg.seconds)
+        print(f"N={n}: dream {dream[n]:.0f} steps/s, real {real[n]:.0f} steps/s")
+    ceiling = matmul_ceiling_gflops()
+    best = max(dream.values())
+    return {"memory": cfg.memory, "dream_steps_per_s": dream, "real_steps_per_s": real,
+            "gflop_per_step": flops_step / 1e9, "achieved_gflops": best * flops_step / 1e9,
+            "ceiling_gflops": ceiling, "fraction_of_ceiling": best * flops_step / 1e9 / ceiling,
+            "rss_mb_start": rss0, "rss_mb_end": rss_mb()}
+
+
+@hydra.main(config_path="conf", config_name="bench", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    if cfg.target not in TARGETS:
+        raise ValueError(f"unknown bench target {cfg.target!r}; choose one of {TARGETS}")
+    torch.set_num_threads(int(cfg.threads))
+    run = make_run_dir(f"bench-{cfg.target}", cfg.runs_root)
+    save_config(run, cfg)
+    if cfg.target == "sources":
+        res = bench_sources(cfg)
+    elif cfg.target == "worldmodel":
+        from envs.dream_core import default_checkpoint
+        from worldmodels.world_model import WorldModel
+
+        model = WorldModel.load(cfg.checkpoint or default_checkpoint(cfg.source), source=cfg.source)
+        res = bench_worldmodel(cfg, model)
+    else:
+        res = bench_dream(cfg)
+    write_results(run, {"target": cfg.target, **res, "threads": int(cfg.threads),
+                        "config": OmegaConf.to_container(cfg)})
+
+
+if __name__ == "__main__":
+    main()

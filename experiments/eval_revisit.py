@@ -1,0 +1,165 @@
+"""``memworld eval-revisit``: does a revisited place look the same? Real env vs dream, per memory kind.
+
+Writes results.json (per memory kind: revisit_psnr, revisit_ssim, self_psnr, nonrevisit_psnr,
+steps_per_s; plus onestep_psnr), results.md (a table), psnr_vs_gap.png and revisit.gif
+(real | no memory | best memory).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from envs.dream_core import DreamConfig, DreamCore, default_checkpoint
+from envs.revisit import RevisitPath, run_path
+from envs.sources import make_source
+from envs.tasks import TaskConfig
+from experiments.runs import make_run_dir, save_config, write_results
+from memory import MEMORY_KINDS
+from worldmodels.metrics import psnr, psnr_per_frame, ssim
+from worldmodels.world_model import WorldModel
+
+
+def dream_paths(model: WorldModel, paths: list[RevisitPath], memory: str, source: str,
+                checkpoint: str) -> tuple[np.ndarray, float]:
+    """Dream every path at once (one world each) from its real context with its actions.
+
+    Returns frames ``(P, T+1, 64, 64, 3)`` aligned with the real frames (context copied in) and steps/s.
+    """
+    cfg = DreamConfig(source=source, checkpoint=checkpoint, memory=memory,
+                      task=TaskConfig("reach", goal=(1e3, 1e3)), max_episode_steps=10_000)
+    core = DreamCore(cfg, len(paths), model=model, starts=_NoStarts())
+    core.reset_worlds(list(range(len(paths))), [p.seed for p in paths], [p.context() for p in paths])
+    k, t_max = paths[0].k, max(len(p.frames) for p in paths)
+    out = np.zeros((len(paths), t_max, 64, 64, 3), np.uint8)
+    for i, p in enumerate(paths):
+        out[i, :k] = p.frames[:k]
+    acts = np.zeros((len(paths), t_max - k), np.int64)
+    for i, p in enumerate(paths):
+        a = p.dream_actions()
+        acts[i, : len(a)] = a
+    t0 = time.perf_counter()
+    for j in range(t_max - k):
+        out[:, k + j] = core.step(torch.from_numpy(acts[:, j]))["frames"].numpy()
+    steps_per_s = len(paths) * (t_max - k) / (time.perf_counter() - t0)
+    return out, steps_per_s
+
+
+class _NoStarts:
+    """Paths bring their own contexts."""
+
+    def pick(self, rng):
+        raise RuntimeError("revisit paths always give a context")
+
+
+def score(paths: list[RevisitPath], dreamed: np.ndarray) -> tuple[dict, list[tuple[int, float]]]:
+    """Per-kind figures and (steps since last visit, PSNR) pairs for the plot."""
+    rev_pred, rev_true, self_pred, self_first, non_pred, non_true, gaps = [], [], [], [], [], [], []
+    for i, p in enumerate(paths):
+        of = p.revisit_of()
+        for t in range(p.k, len(p.frames)):
+            if of[t] >= 0:
+                rev_pred.append(dreamed[i, t]), rev_true.append(p.frames[t])
+                self_pred.append(dreamed[i, t]), self_first.append(dreamed[i, of[t]])
+                gaps.append((t - of[t], float(psnr_per_frame(dreamed[i, t][None], p.frames[t][None])[0])))
+            else:
+                non_pred.append(dreamed[i, t]), non_true.append(p.frames[t])
+    arr = np.stack
+    res = {"revisit_psnr": psnr(arr(rev_pred), arr(rev_true)), "revisit_ssim": ssim(arr(rev_pred), arr(rev_true)),
+           "self_psnr": psnr(arr(self_pred), arr(self_first)), "nonrevisit_psnr": psnr(arr(non_pred), arr(non_true)),
+           "revisit_frames": len(rev_pred), "nonrevisit_frames": len(non_pred)}
+    return res, gaps
+
+
+def plot_gaps(gaps: dict[str, list[tuple[int, float]]], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    bins = np.array([5, 10, 20, 30, 45, 70])
+    for kind, pairs in gaps.items():
+        g = np.array([x for x, _ in pairs])
+        v = np.array([y for _, y in pairs])
+        centers, means = [], []
+        for lo, hi in zip(bins[:-1], bins[1:]):
+            sel = (g >= lo) & (g < hi)
+            if sel.any():
+                centers.append((lo + hi) / 2), means.append(np.minimum(v[sel], 100).mean())
+        ax.plot(centers, means, marker="o", label=kind)
+    ax.set_xlabel("steps since last visit")
+    ax.set_ylabel("PSNR vs real view (dB)")
+    ax.set_title("Revisit PSNR by memory kind")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_gif(real: np.ndarray, none: np.ndarray, best: np.ndarray, path: Path) -> None:
+    import imageio.v2 as imageio
+
+    frames = [np.concatenate([r, n, b], axis=1) for r, n, b in zip(real, none, best)]
+    imageio.mimsave(path, frames, duration=0.12, loop=0)
+
+
+def markdown_table(res: dict) -> str:
+    rows = ["| memory | revisit PSNR | revisit SSIM | self PSNR | non-revisit PSNR | steps/s |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for kind, r in res.items():
+        if isinstance(r, dict) and "revisit_psnr" in r:
+            rows.append(f"| {kind} | {r['revisit_psnr']:.2f} | {r['revisit_ssim']:.3f} | {r['self_psnr']:.2f} | "
+                        f"{r['nonrevisit_psnr']:.2f} | {r['steps_per_s']:.0f} |")
+    return "\n".join(rows) + "\n"
+
+
+def run_eval(cfg: DictConfig, run: Path) -> dict:
+    for m in cfg.memories:
+        if m not in MEMORY_KINDS:
+            raise ValueError(f"unknown memory kind {m!r}; choose from {list(MEMORY_KINDS)}")
+    ckpt = str(cfg.checkpoint or default_checkpoint(cfg.source))
+    model = WorldModel.load(ckpt, source=cfg.source)
+    env = make_source(cfg.source)
+    paths = [run_path(env, kind, cfg.first_seed + 100 * j + i, model.context, cfg.length)
+             for j, kind in enumerate(cfg.kinds) for i in range(cfg.seeds_per_kind)]
+    env.close()
+    results, gaps, dreams = {}, {}, {}
+    for m in cfg.memories:
+        dreamed, sps = dream_paths(model, paths, m, cfg.source, ckpt)
+        results[m], gaps[m] = score(paths, dreamed)
+        results[m]["steps_per_s"] = sps
+        dreams[m] = dreamed
+        print(f"{m}: revisit {results[m]['revisit_psnr']:.2f} dB, non-revisit {results[m]['nonrevisit_psnr']:.2f} dB, "
+              f"{sps:.0f} steps/s")
+    base = "none" if "none" in results else cfg.memories[0]
+    best = max((m for m in results if m != base), key=lambda m: results[m]["revisit_psnr"], default=base)
+    if cfg.onestep_samples > 0 and Path(cfg.heldout).exists():
+        from experiments.bench import onestep_on_heldout
+        results["onestep_psnr"] = onestep_on_heldout(model, cfg.heldout, cfg.onestep_samples)["onestep_psnr"]
+    results["best_memory"] = best
+    results["revisit_gain_db"] = results[best]["revisit_psnr"] - results[base]["revisit_psnr"]
+    results["memory_cost"] = 1 - results[best]["steps_per_s"] / results[base]["steps_per_s"]
+    results["paths"] = len(paths)
+    plot_gaps(gaps, run / "psnr_vs_gap.png")
+    i = int(np.argmax([len(p.frames) for p in paths]))
+    write_gif(paths[i].frames, dreams[base][i], dreams[best][i], run / "revisit.gif")
+    (run / "results.md").write_text(markdown_table(results))
+    print(markdown_table(results))
+    return results
+
+
+@hydra.main(config_path="conf", config_name="eval_revisit", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    torch.set_num_threads(int(cfg.threads))
+    run = make_run_dir("eval-revisit", cfg.runs_root)
+    save_config(run, cfg)
+    write_results(run, run_eval(cfg, run))
+
+
+if __name__ == "__main__":
+    main()
