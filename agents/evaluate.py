@@ -1,0 +1,53 @@
+"""Judge a policy in the real source env: return, success, episode length; keep the episodes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from envs.dataset import Episode
+from envs.sources import make_source
+from envs.tasks import RealTaskWrapper, TaskConfig
+
+
+@dataclass
+class RealEvaluation:
+    """Figures and the recorded episodes of one evaluation."""
+
+    returns: np.ndarray
+    successes: np.ndarray
+    lengths: np.ndarray
+    episodes: list[Episode]
+
+    def figures(self) -> dict[str, float]:
+        return {"real_return": float(self.returns.mean()), "real_success_rate": float(self.successes.mean()),
+                "real_episode_length": float(self.lengths.mean()), "real_episodes": len(self.returns)}
+
+
+def make_real_env(source: str, task: TaskConfig, max_episode_steps: int = 300):
+    """The real source with the task's reward and termination."""
+    return RealTaskWrapper(make_source(source, max_episode_steps=max_episode_steps), task, source)
+
+
+def evaluate_real(policy, source: str, task: TaskConfig, episodes: int, seed: int, max_episode_steps: int = 300,
+                  deterministic: bool = False) -> RealEvaluation:
+    """Run ``policy.predict`` (an SB3 model) for ``episodes`` real episodes, seeds ``seed + i``."""
+    env = make_real_env(source, task, max_episode_steps)
+    rets, succ, lens, eps = [], [], [], []
+    for i in range(episodes):
+        obs, info = env.reset(seed=seed + i)
+        frames, poses, acts, rews, terms, truncs = [obs], [info["pose"]], [], [], [], []
+        done, success = False, False
+        while not done:
+            a, _ = policy.predict(obs, deterministic=deterministic)
+            obs, r, term, trunc, info = env.step(int(a))
+            frames.append(obs), poses.append(info["pose"]), acts.append(int(a))
+            rews.append(r), terms.append(term), truncs.append(trunc)
+            success |= bool(info.get("is_success", False))
+            done = term or trunc
+        rets.append(sum(rews)), succ.append(success), lens.append(len(acts))
+        eps.append(Episode(np.stack(frames), np.stack(poses).astype(np.float32), np.array(acts), np.array(rews),
+                           np.array(terms), np.array(truncs), seed=seed + i))
+    env.close()
+    return RealEvaluation(np.array(rets), np.array(succ, float), np.array(lens), eps)

@@ -1,0 +1,91 @@
+"""Train SB3 agents inside the dream (or, for the baseline, in the real env) and judge them in the real env."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stable_baselines3 import A2C, DQN, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
+
+from agents.callbacks import DreamStatsCallback, RealEvalCallback
+from envs.sb3 import DreamSB3VecEnv
+from envs.tasks import TaskConfig
+
+ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
+
+
+@dataclass
+class AgentConfig:
+    """One agent run: algorithm, task, budget, dream settings, evaluation."""
+
+    algo: str = "ppo"
+    task: TaskConfig = field(default_factory=lambda: TaskConfig("reach"))
+    total_timesteps: int = 20_000
+    n_envs: int = 16
+    source: str = "miniworld"
+    checkpoint: str | None = None
+    memory: str = "fov"
+    sampler_steps: int | None = None
+    max_episode_steps: int = 150
+    eval_freq: int = 0              # 0: evaluate only at the end
+    eval_episodes: int = 20
+    eval_seed: int = 800_000        # real evaluation seeds (held out from collection)
+    video_every: int = 0
+    seed: int = 0
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.task, dict):
+            self.task = TaskConfig(**self.task)
+        if self.algo not in ALGOS:
+            raise ValueError(f"unknown algorithm {self.algo!r}; choose one of {sorted(ALGOS)}")
+        for k in ("total_timesteps", "n_envs", "eval_episodes", "max_episode_steps"):
+            if getattr(self, k) < 1:
+                raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
+
+
+def make_agent(cfg: AgentConfig, venv, tb_dir: Path | None) -> BaseAlgorithm:
+    algo = ALGOS[cfg.algo]
+    hp = dict(cfg.hyperparams)
+    model = algo("CnnPolicy", venv, seed=cfg.seed, verbose=0, **hp)
+    formats = ["csv"] + (["tensorboard"] if tb_dir is not None else [])
+    model.set_logger(configure(str(tb_dir) if tb_dir else None, formats))
+    return model
+
+
+def dream_venv(cfg: AgentConfig) -> VecMonitor:
+    """The batched dream as an SB3 VecEnv, with episode statistics (``rollout/``)."""
+    venv = DreamSB3VecEnv(num_envs=cfg.n_envs, source=cfg.source, checkpoint=cfg.checkpoint, memory=cfg.memory,
+                          sampler_steps=cfg.sampler_steps, max_episode_steps=cfg.max_episode_steps,
+                          task=cfg.task, render_memory=True, render_mode="rgb_array")
+    return VecMonitor(venv)
+
+
+def real_venv(cfg: AgentConfig) -> VecMonitor:
+    """The real source with the same task, for the baseline trained on real frames."""
+    from agents.evaluate import make_real_env
+
+    fns = [lambda: make_real_env(cfg.source, cfg.task, cfg.max_episode_steps) for _ in range(cfg.n_envs)]
+    return VecMonitor(DummyVecEnv(fns))
+
+
+def train(cfg: AgentConfig, run: Path, where: str = "dream", progress: bool = True) -> tuple[BaseAlgorithm, RealEvalCallback]:
+    """Train in ``where`` (``dream`` or ``real``); the callback holds the real-env evaluations."""
+    if where not in ("dream", "real"):
+        raise ValueError(f"where must be dream or real, got {where!r}")
+    venv = dream_venv(cfg) if where == "dream" else real_venv(cfg)
+    tb = run / "tb" / where
+    model = make_agent(cfg, venv, tb)
+    videos = run / "videos"
+    videos.mkdir(parents=True, exist_ok=True)
+    real_cb = RealEvalCallback(cfg.source, cfg.task, cfg.eval_freq, cfg.eval_episodes, cfg.eval_seed,
+                               cfg.max_episode_steps, video_dir=videos)
+    callbacks = [real_cb]
+    if where == "dream":
+        callbacks.append(DreamStatsCallback(cfg.video_every, video_dir=videos))
+    model.learn(cfg.total_timesteps, callback=callbacks, progress_bar=progress)
+    return model, real_cb

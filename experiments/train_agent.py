@@ -1,0 +1,82 @@
+"""``memworld train-agent algo=ppo task=reach``: an SB3 agent trained in the dream, judged in the real env."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from agents.train import AgentConfig, train
+from envs.dataset import write_dataset
+from envs.tasks import TaskConfig
+from experiments.runs import make_run_dir, save_config, write_results
+
+
+def agent_config(cfg: DictConfig) -> AgentConfig:
+    return AgentConfig(
+        algo=cfg.algo.name, task=TaskConfig(cfg.task, radius=float(cfg.task_radius)),
+        total_timesteps=int(cfg.total_timesteps), n_envs=int(cfg.n_envs), source=cfg.source,
+        checkpoint=cfg.checkpoint, memory=cfg.memory, sampler_steps=cfg.sampler_steps,
+        max_episode_steps=int(cfg.max_episode_steps), eval_freq=int(cfg.eval_freq),
+        eval_episodes=int(cfg.eval_episodes), eval_seed=int(cfg.eval_seed), video_every=int(cfg.video_every),
+        seed=int(cfg.seed), hyperparams=OmegaConf.to_container(cfg.algo.hyperparams))
+
+
+def real_frames_of_checkpoint(checkpoint: str | None, source: str) -> int | None:
+    """Real frames behind a world model: its training dataset's size, when it is known."""
+    from envs.dream_core import default_checkpoint
+    from worldmodels.checkpoint import load_tensors
+
+    _, meta = load_tensors(checkpoint or default_checkpoint(source))
+    if meta.get("real_frames"):
+        return int(meta["real_frames"])
+    ds = meta.get("dataset")
+    if ds and Path(ds).exists():
+        from envs.dataset import load_arrays
+        return int(len(load_arrays(ds).frames))
+    return None
+
+
+def run_agent(cfg: DictConfig, run: Path) -> dict:
+    from stable_baselines3.common.logger import HParam
+
+    acfg = agent_config(cfg)
+    model, real_cb = train(acfg, run, "dream", progress=cfg.progress)
+    model.save(run / "policy.zip")
+    final = real_cb.evaluate()
+    write_dataset(run / "real_eval_dataset", real_cb.last.episodes, 3,
+                  {"source": acfg.source, "policy": f"{acfg.algo} trained in the dream", "task": acfg.task.name})
+    dream_ret = model.ep_info_buffer and sum(e["r"] for e in model.ep_info_buffer) / len(model.ep_info_buffer)
+    frames = cfg.real_frames_used or real_frames_of_checkpoint(acfg.checkpoint, acfg.source)
+    res = {"algo": acfg.algo, "task": acfg.task.name, "memory": acfg.memory, "dream_timesteps": acfg.total_timesteps,
+           "real_success_rate": final["real_success_rate"], "real_return": final["real_return"],
+           "real_episode_length": final["real_episode_length"], "dream_return": float(dream_ret or 0.0),
+           "real_frames_used": frames, "eval_history": real_cb.history}
+    model.logger.record("hparams", HParam({"algo": acfg.algo, "task": acfg.task.name, "memory": acfg.memory,
+                                           "total_timesteps": acfg.total_timesteps, **acfg.hyperparams},
+                                          {"real/success_rate": final["real_success_rate"],
+                                           "real/return": final["real_return"]}), exclude=("stdout", "csv"))
+    model.logger.dump(model.num_timesteps)
+    if cfg.baseline:
+        if not frames:
+            raise ValueError("baseline=true needs real_frames_used (the world model's dataset is unknown)")
+        bcfg = agent_config(OmegaConf.merge(cfg, {"total_timesteps": int(frames)}))
+        bmodel, bcb = train(bcfg, run, "real", progress=cfg.progress)
+        bmodel.save(run / "baseline_policy.zip")
+        bfin = bcb.evaluate()
+        res.update({"baseline_real_success_rate": bfin["real_success_rate"], "baseline_real_return": bfin["real_return"],
+                    "baseline_real_frames": int(frames)})
+    return res
+
+
+@hydra.main(config_path="conf", config_name="train_agent", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    agent_config(cfg)  # validate before any work
+    run = make_run_dir("train-agent", cfg.runs_root)
+    save_config(run, cfg)
+    write_results(run, run_agent(cfg, run))
+
+
+if __name__ == "__main__":
+    main()
