@@ -46,14 +46,21 @@ class DreamStatsCallback(BaseCallback):
             if core is not None:
                 self._frames.append(_render_side_by_side(core, 0))
                 if len(self._frames) >= self.video_length:
-                    frames = np.stack(self._frames)
-                    writer = _tb_writer(self.logger)
-                    if writer is not None:
-                        add_video(writer, "dream/imagined_rollout", frames, self.num_timesteps)
-                    if self.video_dir is not None:
-                        save_gif(frames, self.video_dir / f"dream_{self.num_timesteps}.gif")
-                    self._frames, self._next_video = [], self.num_timesteps + self.video_every
+                    self._flush_video()
         return True
+
+    def _flush_video(self) -> None:
+        frames = np.stack(self._frames)
+        writer = _tb_writer(self.logger)
+        if writer is not None:
+            add_video(writer, "dream/imagined_rollout", frames, self.num_timesteps)
+        if self.video_dir is not None:
+            save_gif(frames, self.video_dir / f"dream_{self.num_timesteps}.gif")
+        self._frames, self._next_video = [], self.num_timesteps + self.video_every
+
+    def _on_training_end(self) -> None:
+        if self._frames:  # a video cut short by the end of training is still written
+            self._flush_video()
 
     def _on_rollout_end(self) -> None:
         if self._returns:

@@ -1,0 +1,144 @@
+"""Smoke runs of every command on tiny configs, and run-folder safety."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from experiments.runs import make_run_dir
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "SDL_VIDEODRIVER": "dummy", "MPLBACKEND": "Agg"}
+
+
+def memworld(*args: str, cwd: Path, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "experiments.cli", *args]
+    p = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+    return p
+
+
+def results_of(root: Path, prefix: str) -> dict:
+    runs = sorted(root.glob(f"{prefix}-*"))
+    assert runs, f"no {prefix} run under {root}"
+    return json.loads((runs[-1] / "results.json").read_text())
+
+
+def test_collect_writes_a_dataset(tmp_path):
+    memworld("collect", "env=minigrid", "episodes=2", "max_steps=20", "runs_root=" + str(tmp_path), cwd=tmp_path)
+    res = results_of(tmp_path, "collect")
+    assert res["episodes"] == 2 and Path(res["dataset"]).is_dir()
+
+
+def test_bad_arguments_fail_before_work(tmp_path):
+    p = memworld("collect", "episodes=-1", "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
+    assert p.returncode != 0 and "episodes and max_steps must be >= 1" in p.stderr + p.stdout
+    p = memworld("collect", "nonsense_key=3", "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
+    assert p.returncode != 0 and "nonsense_key" in p.stderr + p.stdout
+    p = memworld("bench", "target=moon", "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
+    assert p.returncode != 0 and "unknown bench target" in p.stderr + p.stdout
+    p = memworld("fly", cwd=tmp_path, check=False)
+    assert p.returncode == 2 and "unknown command" in p.stderr
+    assert not any(tmp_path.glob("collect-*/results.json"))
+
+
+TINY_MODEL = ["model.enc_channels=[8,8,16]", "model.dec_channels=[16,8,8]", "model.channels=[8,16,16]",
+              "model.cond_dim=16", "model.context=2", "model.memory_m=2", "memory.window=32"]
+
+
+def test_train_worldmodel_then_bench_and_revisit(tmp_path, tiny_dataset):
+    ds = str(tiny_dataset[0])
+    root = "runs_root=" + str(tmp_path)
+    memworld("train-worldmodel", f"dataset={ds}", "heldout_episodes=1", "train.ae_steps=4", "train.denoiser_steps=4",
+             "train.batch=4", "tensorboard=true", "run_name=wm", root, *TINY_MODEL, cwd=tmp_path)
+    ck = tmp_path / "wm" / "world_model.safetensors"
+    assert ck.is_file() and (tmp_path / "wm" / "world_model.starts.npz").is_file()
+    assert any((tmp_path / "wm" / "tb").iterdir())
+    memworld("bench", "target=worldmodel", f"checkpoint={ck}", f"heldout={ds}", "samples=8", "rollout_starts=2",
+             "seconds=0.05", "threads=1", root, cwd=tmp_path)
+    res = results_of(tmp_path, "bench-worldmodel")
+    for key in ("ae_psnr", "onestep_psnr", "copy_psnr", "rollout_psnr_h16", "pose_err_h16", "sampler_table",
+                "gflop_per_frame", "frames_per_s_b32", "ceiling_gflops"):
+        assert key in res
+    memworld("bench", "target=dream", f"checkpoint={ck}", "worlds=[1,2]", "seconds=0.05", "threads=1", root,
+             cwd=tmp_path)
+    res = results_of(tmp_path, "bench-dream")
+    assert set(res["dream_steps_per_s"]) == {"1", "2"} and set(res["real_steps_per_s"]) == {"1", "2"}
+    memworld("eval-revisit", f"checkpoint={ck}", "kinds=[turn_around,loop]", "seeds_per_kind=1", "length=10",
+             f"heldout={ds}", "onestep_samples=8", "threads=1", root, cwd=tmp_path)
+    run = sorted(tmp_path.glob("eval-revisit-*"))[-1]
+    res = json.loads((run / "results.json").read_text())
+    for kind in ("none", "recency", "fov", "embedding", "stateful"):
+        assert {"revisit_psnr", "revisit_ssim", "self_psnr", "nonrevisit_psnr", "steps_per_s"} <= set(res[kind])
+    assert "onestep_psnr" in res
+    for f in ("results.md", "psnr_vs_gap.png", "revisit.gif", "config.yaml"):
+        assert (run / f).is_file()
+
+
+def test_interrupted_training_resumes(tmp_path, tiny_dataset):
+    args = [sys.executable, "-m", "experiments.cli", "train-worldmodel", f"dataset={tiny_dataset[0]}",
+            "heldout_episodes=1", "train.ae_steps=100000", "train.denoiser_steps=2", "train.checkpoint_every=5",
+            "run_name=r", "runs_root=" + str(tmp_path), "progress=false", "tensorboard=false", *TINY_MODEL]
+    proc = subprocess.Popen(args, cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    state = tmp_path / "r" / "train_state.pt"
+    deadline = time.time() + 120
+    while not state.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert state.exists(), "no checkpoint appeared"
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "resume from" in out
+    import torch
+    step = torch.load(state, weights_only=True)["ae_step"]
+    assert step >= 5
+    p = memworld("train-worldmodel", f"dataset={tiny_dataset[0]}", "heldout_episodes=1", f"train.ae_steps={step + 3}",
+                 "train.denoiser_steps=2", "run_name=r", "runs_root=" + str(tmp_path), "progress=false",
+                 "tensorboard=false", *TINY_MODEL, cwd=tmp_path)
+    assert f"autoencoder step {step}" in p.stdout
+    assert torch.load(state, weights_only=True)["ae_step"] == step + 3
+
+
+def test_train_agent_end_to_end(tmp_path, tiny_checkpoint):
+    memworld("train-agent", f"checkpoint={tiny_checkpoint}", "total_timesteps=128", "n_envs=2", "eval_episodes=2",
+             "max_episode_steps=20", "video_every=32", "algo.hyperparams.n_steps=64", "algo.hyperparams.batch_size=64",
+             "progress=false", "runs_root=" + str(tmp_path), cwd=tmp_path)
+    run = sorted(tmp_path.glob("train-agent-*"))[-1]
+    res = json.loads((run / "results.json").read_text())
+    assert {"real_success_rate", "real_return", "dream_return", "real_frames_used"} <= set(res)
+    assert (run / "policy.zip").is_file() and (run / "real_eval_dataset" / "data").is_dir()
+    assert list((run / "videos").glob("*.gif"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    ea = EventAccumulator(str(run / "tb" / "dream"), size_guidance={"images": 0})
+    ea.Reload()
+    assert {"rollout/ep_rew_mean", "train/loss", "dream/sampler_steps", "real/success_rate"} <= set(ea.Tags()["scalars"])
+    assert {"dream/imagined_rollout", "real/episode"} <= set(ea.Tags()["images"])
+    from stable_baselines3 import PPO
+    import numpy as np
+    policy = PPO.load(run / "policy.zip")
+    a, _ = policy.predict(np.zeros((64, 64, 3), np.uint8))
+    assert 0 <= int(a) < 3
+    p = memworld("train-agent", "algo=sac", "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
+    assert p.returncode != 0 and "sac" in p.stderr + p.stdout
+    p = memworld("train-agent", "task=dance", "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
+    assert p.returncode != 0 and "unknown task 'dance'" in p.stderr + p.stdout
+
+
+def test_run_folders_are_never_shared(tmp_path):
+    dirs = {make_run_dir("x", tmp_path) for _ in range(20)}
+    assert len(dirs) == 20
+
+
+@pytest.mark.parametrize("n", [2])
+def test_concurrent_commands_get_their_own_folders(tmp_path, n):
+    procs = [subprocess.Popen([sys.executable, "-c", "from experiments.runs import make_run_dir; "
+                               f"print(make_run_dir('c', {str(tmp_path)!r}))"], env=ENV, stdout=subprocess.PIPE,
+                              text=True) for _ in range(n)]
+    outs = {p.communicate()[0].strip() for p in procs}
+    assert len(outs) == n
