@@ -142,3 +142,24 @@ def test_concurrent_commands_get_their_own_folders(tmp_path, n):
                               text=True) for _ in range(n)]
     outs = {p.communicate()[0].strip() for p in procs}
     assert len(outs) == n
+
+
+def test_demo_pipeline_on_a_tiny_config_and_reuse(tmp_path, tiny_checkpoint, tiny_dataset):
+    args = ["demo", f"checkpoint={tiny_checkpoint}", f"heldout={tiny_dataset[0]}", "collect_episodes=1",
+            "worldmodel_samples=8", "revisit_seeds_per_kind=1", "agent_timesteps=64", "agent_envs=2",
+            "agent_eval_episodes=1", "bench_worlds=[1,2]", "bench_seconds=0.05", "threads=1", "progress=false",
+            "runs_root=" + str(tmp_path)]
+    p = memworld(*args, cwd=tmp_path)
+    lines = p.stdout.strip().splitlines()
+    assert lines[-1].startswith("report: ") and "real_success_rate" in p.stdout
+    run = tmp_path / "demo"
+    res = json.loads((run / "results.json").read_text())
+    assert {"onestep_psnr", "revisit_psnr_fov", "revisit_psnr_stateful", "real_success_rate",
+            "dream_steps_per_s"} <= set(res)
+    page = (run / "report.html").read_text()
+    assert page.count("data:image/gif;base64,") >= 1 and "data:image/png;base64," in page and "src=\"http" not in page
+    # an interrupted demo: drop the last stages and run again; finished stages are reused
+    (run / "stages" / "throughput.json").unlink()
+    p = memworld(*args, cwd=tmp_path)
+    assert "collect: reusing" in p.stdout and "agent: reusing" in p.stdout and "throughput ..." in p.stdout
+    assert not (run / ".lock").exists()
