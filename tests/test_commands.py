@@ -163,3 +163,8 @@ def test_demo_pipeline_on_a_tiny_config_and_reuse(tmp_path, tiny_checkpoint, tin
     p = memworld(*args, cwd=tmp_path)
     assert "collect: reusing" in p.stdout and "agent: reusing" in p.stdout and "throughput ..." in p.stdout
     assert not (run / ".lock").exists()
+
+
+def test_play_runs_headless(tmp_path, tiny_checkpoint):
+    p = memworld("play", f"checkpoint={tiny_checkpoint}", "actions=[0,1,2,2]", "side_by_side=true", cwd=tmp_path)
+    assert "played 4 steps" in p.stdout
