@@ -2,7 +2,9 @@
 
 - ``learned``: the world model's reward and termination heads (the source's own task);
   in the real env, the source's own reward.
-- ``reach``: come within ``radius`` of ``goal``; reward ``1 - 0.2 t / T`` on arrival.
+- ``reach``: come within ``radius`` of ``goal``; reward ``1 - 0.2 t / T`` on arrival, plus optional
+  potential-based shaping ``shaping * (d_prev - d)`` on the distance to the goal (Ng et al. 1999:
+  it leaves the optimal policy unchanged).
 - ``homing``: go at least ``leave`` away from the start, then come back within ``radius``.
 """
 
@@ -20,8 +22,9 @@ DEFAULT_GOALS = {"miniworld": (5.0, -5.0), "minigrid": (17.0, 17.0), "vizdoom": 
 class TaskConfig:
     name: str = "learned"
     goal: tuple[float, float] | None = None    # reach: default is the source's goal (MemoryRooms' red box)
-    radius: float = 1.2
+    radius: float = 1.5
     leave: float = 3.0
+    shaping: float = 0.0                       # reach: weight of the distance-progress shaping
 
     def __post_init__(self) -> None:
         if self.name not in TASKS:
@@ -38,25 +41,31 @@ class Task:
         goal = cfg.goal if cfg.goal is not None else DEFAULT_GOALS.get(source, (0.0, 0.0))
         self.goal = torch.tensor(goal, dtype=torch.float32)
         self.start = torch.zeros(n_worlds, 2)
+        self.prev_dist = torch.zeros(n_worlds)
         self.left = torch.zeros(n_worlds, dtype=torch.bool)
 
     def reset(self, mask: torch.Tensor, pose: torch.Tensor) -> None:
         self.start[mask] = pose[mask, :2].float()
         self.left[mask] = False
+        self.prev_dist[mask] = (pose[mask, :2].float() - self.goal).norm(dim=1)
 
     def step(self, pose: torch.Tensor, step: torch.Tensor, reward_head: torch.Tensor,
              done_head: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         name = self.cfg.name
         if name == "learned":
             return reward_head.float(), done_head.bool()
+        shaped = torch.zeros(self.n)
         if name == "reach":
-            arrived = (pose[:, :2].float() - self.goal).norm(dim=1) < self.cfg.radius
+            dist = (pose[:, :2].float() - self.goal).norm(dim=1)
+            arrived = dist < self.cfg.radius
+            shaped = self.cfg.shaping * (self.prev_dist - dist)
+            self.prev_dist = dist
         else:  # homing
             d = (pose[:, :2].float() - self.start).norm(dim=1)
             self.left |= d >= self.cfg.leave
             arrived = self.left & (d < self.cfg.radius)
-        reward = torch.where(arrived, 1.0 - 0.2 * step.float() / self.max_steps, torch.zeros_like(step, dtype=torch.float32))
-        return reward, arrived
+        bonus = torch.where(arrived, 1.0 - 0.2 * step.float() / self.max_steps, torch.zeros(self.n))
+        return bonus + shaped, arrived
 
 
 TASKS = {"learned", "reach", "homing"}

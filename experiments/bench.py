@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from experiments.runs import make_run_dir, save_config, write_results
 from worldmodels.flops import count_flops, matmul_ceiling_gflops, time_call
 
-TARGETS = ("sources", "worldmodel", "dream")
+TARGETS = ("sources", "worldmodel", "dream", "longrun")
 
 
 def rss_mb() -> float:
@@ -179,6 +179,29 @@ def bench_dream(cfg: DictConfig) -> dict:
             "rss_mb_start": rss0, "rss_mb_end": rss_mb()}
 
 
+def bench_longrun(cfg: DictConfig) -> dict:
+    """``longrun_steps`` world-steps of the dream with memory: resident memory must stay flat."""
+    from tqdm import tqdm
+
+    from envs.dream import DreamVectorEnv
+
+    n = int(cfg.longrun_worlds)
+    vec = DreamVectorEnv(num_envs=n, source=cfg.source, checkpoint=cfg.checkpoint, memory=cfg.memory,
+                         max_episode_steps=int(cfg.longrun_episode_steps))
+    vec.reset(seed=0)
+    rng = np.random.default_rng(0)
+    calls = int(cfg.longrun_steps) // n
+    samples = []
+    for i in tqdm(range(calls), desc="longrun", unit="batch"):
+        vec.step(rng.integers(0, 3, n))
+        if i % max(1, calls // 10) == 0 or i == calls - 1:
+            samples.append((i * n, rss_mb()))
+            print(f"world-steps {i * n}: rss {samples[-1][1]:.0f} MB")
+    after_warmup = [r for _, r in samples[1:]] or [samples[0][1]]
+    return {"world_steps": calls * n, "worlds": n, "rss_mb_start": samples[0][1], "rss_mb_end": samples[-1][1],
+            "rss_mb_growth_after_first_tenth": max(after_warmup) - after_warmup[0], "rss_samples": samples}
+
+
 @hydra.main(config_path="conf", config_name="bench", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     if cfg.target not in TARGETS:
@@ -194,8 +217,10 @@ def main(cfg: DictConfig) -> None:
 
         model = WorldModel.load(cfg.checkpoint or default_checkpoint(cfg.source), source=cfg.source)
         res = bench_worldmodel(cfg, model)
-    else:
+    elif cfg.target == "dream":
         res = bench_dream(cfg)
+    else:
+        res = bench_longrun(cfg)
     write_results(run, {"target": cfg.target, **res, "threads": int(cfg.threads),
                         "config": OmegaConf.to_container(cfg)})
 

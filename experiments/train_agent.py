@@ -15,7 +15,7 @@ from experiments.runs import make_run_dir, save_config, write_results
 
 def agent_config(cfg: DictConfig) -> AgentConfig:
     return AgentConfig(
-        algo=cfg.algo.name, task=TaskConfig(cfg.task, radius=float(cfg.task_radius)),
+        algo=cfg.algo.name, task=TaskConfig(cfg.task, radius=float(cfg.task_radius), shaping=float(cfg.task_shaping)),
         total_timesteps=int(cfg.total_timesteps), n_envs=int(cfg.n_envs), source=cfg.source,
         checkpoint=cfg.checkpoint, memory=cfg.memory, sampler_steps=cfg.sampler_steps,
         max_episode_steps=int(cfg.max_episode_steps), eval_freq=int(cfg.eval_freq),

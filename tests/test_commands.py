@@ -71,6 +71,10 @@ def test_train_worldmodel_then_bench_and_revisit(tmp_path, tiny_dataset):
              cwd=tmp_path)
     res = results_of(tmp_path, "bench-dream")
     assert set(res["dream_steps_per_s"]) == {"1", "2"} and set(res["real_steps_per_s"]) == {"1", "2"}
+    memworld("bench", "target=longrun", f"checkpoint={ck}", "longrun_steps=200", "longrun_worlds=4",
+             "longrun_episode_steps=30", "threads=1", root, cwd=tmp_path)
+    res = results_of(tmp_path, "bench-longrun")
+    assert res["world_steps"] == 200 and res["rss_mb_end"] > 0
     memworld("eval-revisit", f"checkpoint={ck}", "kinds=[turn_around,loop]", "seeds_per_kind=1", "length=10",
              f"heldout={ds}", "onestep_samples=8", "threads=1", root, cwd=tmp_path)
     run = sorted(tmp_path.glob("eval-revisit-*"))[-1]
