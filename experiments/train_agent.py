@@ -73,9 +73,15 @@ def run_agent(cfg: DictConfig, run: Path) -> dict:
 @hydra.main(config_path="conf", config_name="train_agent", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     agent_config(cfg)  # validate before any work
+    if cfg.loop and int(cfg.cycles) < 1:
+        raise ValueError(f"cycles must be >= 1, got {cfg.cycles}")
     run = make_run_dir("train-agent", cfg.runs_root)
     save_config(run, cfg)
-    write_results(run, run_agent(cfg, run))
+    if cfg.loop:
+        from experiments.agent_loop import run_loop
+        write_results(run, run_loop(cfg, run, agent_config))
+    else:
+        write_results(run, run_agent(cfg, run))
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ def tiny_checkpoint(tmp_path_factory, tiny_dataset):
     cfg = tiny_model_config()
     tr = Trainer(cfg, TrainConfig(ae_steps=5, ae_batch=8, denoiser_steps=5, batch=4, checkpoint_every=100),
                  arrays, None, run, memory_fn=EpisodeMemorySampler(MemorySamplerConfig(m=2, window=32), 2),
-                 progress=False)
+                 progress=False, meta={"dataset": str(tiny_dataset[0])})
     model = tr.fit()
     path = run / "tiny.safetensors"
     model.save(path)

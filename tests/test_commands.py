@@ -172,3 +172,15 @@ def test_demo_pipeline_on_a_tiny_config_and_reuse(tmp_path, tiny_checkpoint, tin
 def test_play_runs_headless(tmp_path, tiny_checkpoint):
     p = memworld("play", f"checkpoint={tiny_checkpoint}", "actions=[0,1,2,2]", "side_by_side=true", cwd=tmp_path)
     assert "played 4 steps" in p.stdout
+
+
+def test_agent_in_the_loop_cycle(tmp_path, tiny_checkpoint):
+    memworld("train-agent", "loop=true", "cycles=2", "loop_collect_episodes=1", "loop_finetune_steps=2",
+             f"checkpoint={tiny_checkpoint}", "total_timesteps=64", "n_envs=2", "eval_episodes=1",
+             "max_episode_steps=15", "video_every=0", "algo.hyperparams.n_steps=32", "algo.hyperparams.batch_size=32",
+             "progress=false", "runs_root=" + str(tmp_path), cwd=tmp_path)
+    run = sorted(tmp_path.glob("train-agent-*"))[-1]
+    res = json.loads((run / "results.json").read_text())
+    assert [c["cycle"] for c in res["cycles"]] == [0, 1]
+    assert res["cycles"][1]["real_frames_used"] > res["cycles"][0]["real_frames_used"]
+    assert (run / "cycle1" / "world_model.safetensors").is_file() and (run / "loop_curve.png").is_file()

@@ -89,7 +89,7 @@ class Trainer:
 
     def __init__(self, model_cfg: WorldModelConfig, cfg: TrainConfig, train, heldout, run_dir: str | Path,
                  memory_fn: MemoryFn | None = None, writer=None, meta: dict[str, Any] | None = None,
-                 progress: bool = True):
+                 progress: bool = True, init: WorldModel | None = None):
         self.cfg, self.train, self.heldout = cfg, train, heldout
         self.run = Path(run_dir)
         self.device = pick_device(cfg.device)
@@ -108,15 +108,23 @@ class Trainer:
         self.latents: torch.Tensor | None = None
         self.seconds = 0.0
         self.state_path = self.run / "train_state.pt"
+        self.keep_latent_stats = False
         if self.state_path.exists():
             self._resume()
+        elif init is not None:
+            # fine-tuning: the autoencoder and latent statistics stay as they are
+            self.model.load_state_dict(init.state_dict())
+            self.ema.shadow.load_state_dict(init.denoiser.state_dict())
+            self.model.cfg.sigma_data = init.cfg.sigma_data
+            self.ae_step, self.keep_latent_stats = cfg.ae_steps, True
 
     # --- state ------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "ema": self.ema.shadow.state_dict(),
                 "opt_ae": self.opt_ae.state_dict(), "opt_den": self.opt_den.state_dict(),
                 "opt_heads": self.opt_heads.state_dict(), "ae_step": self.ae_step, "den_step": self.den_step,
-                "seconds": self.seconds, "rng": self.rng.bit_generator.state["state"]["state"]}
+                "seconds": self.seconds, "keep_latent_stats": self.keep_latent_stats,
+                "sigma_data": self.model.cfg.sigma_data}
 
     def checkpoint(self) -> None:
         if self.dist.main:
@@ -129,6 +137,8 @@ class Trainer:
         self.opt_ae.load_state_dict(s["opt_ae"]), self.opt_den.load_state_dict(s["opt_den"])
         self.opt_heads.load_state_dict(s["opt_heads"])
         self.ae_step, self.den_step, self.seconds = s["ae_step"], s["den_step"], s["seconds"]
+        self.keep_latent_stats = s.get("keep_latent_stats", False) or self.den_step > 0
+        self.model.cfg.sigma_data = s.get("sigma_data", self.model.cfg.sigma_data)
         self.rng = np.random.default_rng([self.cfg.seed, self.ae_step, self.den_step])
         print(f"resumed from {self.state_path}: autoencoder step {self.ae_step}, denoiser step {self.den_step}")
 
@@ -177,11 +187,12 @@ class Trainer:
         for i in tqdm(range(0, len(self.train.frames), 512), desc="encode", disable=not self.progress):
             out.append(ae.encode(to_unit(torch.from_numpy(self.train.frames[i:i + 512]).to(self.device))))
         z = torch.cat(out)
-        if self.den_step == 0:
+        if self.den_step == 0 and not self.keep_latent_stats:
             self.model.latent_mean.copy_(z.mean(dim=(0, 2, 3)))
             self.model.latent_std.copy_(z.std(dim=(0, 2, 3)))
         self.latents = (z - self.model.latent_mean[:, None, None]) / self.model.latent_std[:, None, None]
-        self.model.cfg.sigma_data = float(self.latents.std())
+        if not self.keep_latent_stats:
+            self.model.cfg.sigma_data = float(self.latents.std())
         self.model.denoiser.sigma_data = self.ema.shadow.sigma_data = self.model.cfg.sigma_data
         ae.train()
 
