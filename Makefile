@@ -5,7 +5,7 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.memworld-installed
 EGL_PKGS := libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libglu1-mesa libopengl0
 
-.PHONY: demo test setup syslibs lint clean-runs
+.PHONY: demo test setup syslibs lint clean-runs check-report
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -39,3 +39,11 @@ lint: setup
 
 clean-runs:
 	rm -rf runs
+
+# Render the demo report in headless Chromium (installs Debian's chromium when missing).
+check-report: setup
+	@command -v chromium >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get install -y -qq chromium; }
+	$(VPY) -m pytest tests/test_report.py -q
+	@if [ -f runs/demo/report.html ]; then chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
+	  --no-first-run --screenshot=runs/demo/report.png --window-size=1000,2400 file://$(CURDIR)/runs/demo/report.html \
+	  && echo "screenshot: runs/demo/report.png"; fi

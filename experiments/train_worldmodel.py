@@ -6,6 +6,7 @@ Resume an interrupted run by giving the same ``run_name``. Works under
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -75,9 +76,15 @@ def run_train(dcfg: DictConfig, run: Path) -> dict:
 
 @hydra.main(config_path="conf", config_name="train_worldmodel", version_base="1.3")
 def main(dcfg: DictConfig) -> None:
+    rank0 = int(os.environ.get("RANK", "0")) == 0   # under torchrun only rank 0 writes
+    if not rank0 and not dcfg.run_name:
+        raise ValueError("under torchrun give run_name=<name> so that every rank uses the same run folder")
     run = make_run_dir("train-worldmodel", dcfg.runs_root, dcfg.run_name)
-    save_config(run, dcfg)
-    write_results(run, run_train(dcfg, run))
+    if rank0:
+        save_config(run, dcfg)
+    res = run_train(dcfg, run)
+    if rank0:
+        write_results(run, res)
 
 
 if __name__ == "__main__":

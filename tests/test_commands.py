@@ -184,3 +184,13 @@ def test_agent_in_the_loop_cycle(tmp_path, tiny_checkpoint):
     assert [c["cycle"] for c in res["cycles"]] == [0, 1]
     assert res["cycles"][1]["real_frames_used"] > res["cycles"][0]["real_frames_used"]
     assert (run / "cycle1" / "world_model.safetensors").is_file() and (run / "loop_curve.png").is_file()
+
+
+def test_ddp_under_torchrun(tmp_path, tiny_dataset):
+    torchrun = Path(sys.executable).parent / "torchrun"
+    cmd = [str(torchrun), "--nproc_per_node=2", "-m", "experiments.train_worldmodel", f"dataset={tiny_dataset[0]}",
+           "heldout_episodes=1", "train.ae_steps=3", "train.denoiser_steps=3", "train.batch=4", "run_name=ddp",
+           "runs_root=" + str(tmp_path), "progress=false", "tensorboard=false", *TINY_MODEL]
+    p = subprocess.run(cmd, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    assert p.stdout.count("results: ") == 1 and (tmp_path / "ddp" / "world_model.safetensors").is_file()

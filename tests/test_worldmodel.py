@@ -86,7 +86,7 @@ def test_training_lowers_the_loss_and_resumes(tmp_path, tiny_dataset):
     def ae_mse():
         from worldmodels.autoencoder import to_unit
         with torch.no_grad():
-            return torch.nn.functional.mse_loss(tr.model.autoencoder(to_unit(x)), to_unit(x)).item()
+            return torch.nn.functional.mse_loss(tr.model.autoencoder(to_unit(x))[0], to_unit(x)).item()
 
     before = ae_mse()
     tr.fit()

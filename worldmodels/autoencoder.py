@@ -78,8 +78,10 @@ class Autoencoder(nn.Module):
         """``(B, C, 16, 16)`` -> ``(B, 3, 64, 64)``."""
         return self.decoder(z)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x))
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reconstruction ``(B, 3, 64, 64)`` and latents ``(B, C, 16, 16)`` (one call, so DDP syncs both)."""
+        z = self.encode(x)
+        return self.decode(z), z
 
 
 def to_unit(frames_uint8: torch.Tensor) -> torch.Tensor:

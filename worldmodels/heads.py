@@ -39,6 +39,10 @@ class Heads(nn.Module):
         self.pose_mlp = nn.Sequential(nn.Linear(flat + h, h), nn.SiLU(), nn.Linear(h, 3))
         self.rew_mlp = nn.Sequential(nn.Linear(flat + h, h), nn.SiLU(), nn.Linear(h, 2))
 
+    def forward(self, z: torch.Tensor, action: torch.Tensor, z_next: torch.Tensor):
+        """All heads at once (what training calls, so DDP syncs them): dpose, reward, done logit."""
+        return (self.pose_delta(z, action), *self.reward_done(z, action, z_next))
+
     def pose_delta(self, z: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return self.pose_mlp(torch.cat([self.pose_trunk(z), self.act(action)], 1))
 

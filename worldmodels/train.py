@@ -80,7 +80,8 @@ class DistInfo:
 
     def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
         if self.world > 1:
-            return torch.nn.parallel.DistributedDataParallel(module)
+            # batches without memory leave the memory pathway unused
+            return torch.nn.parallel.DistributedDataParallel(module, find_unused_parameters=True)
         return module
 
 
@@ -158,8 +159,7 @@ class Trainer:
                 g["lr"] = lr
             idx = self.rng.integers(0, len(frames), self.cfg.ae_batch)
             x = to_unit(torch.from_numpy(frames[idx]).to(self.device))
-            z = self.model.autoencoder.encode(x) if self.dist.world == 1 else ae.module.encode(x)
-            rec = self.model.autoencoder.decode(z)
+            rec, z = ae(x)
             loss = F.mse_loss(rec, x) + 1e-4 * z.pow(2).mean()
             check_finite(loss, "autoencoder", self.ae_step)
             self.opt_ae.zero_grad(set_to_none=True)
@@ -226,6 +226,7 @@ class Trainer:
     def fit_denoiser(self, stop: StopFlag) -> None:
         self._window_starts = self.train.window_starts(self.model.context + 1)
         den = self.dist.wrap(self.model.denoiser)
+        self._heads = self.dist.wrap(self.model.heads)
         loss_fn = EDMLoss(self.model.cfg.loss, self.model.cfg.sigma_data)
         bar = tqdm(total=self.cfg.denoiser_steps, initial=self.den_step, desc="denoiser", disable=not self.progress)
         while self.den_step < self.cfg.denoiser_steps and not stop.stop:
@@ -261,9 +262,7 @@ class Trainer:
         self.checkpoint()
 
     def _heads_loss(self, h: dict[str, torch.Tensor]) -> torch.Tensor:
-        heads = self.model.heads
-        dpose = heads.pose_delta(h["z"], h["a"])
-        reward, done_logit = heads.reward_done(h["z"], h["a"], h["z_next"])
+        dpose, reward, done_logit = self._heads(h["z"], h["a"], h["z_next"])
         pose_loss = F.mse_loss(dpose[:, :2], h["dpose"][:, :2]) * 10 + F.mse_loss(dpose[:, 2], h["dpose"][:, 2]) * 10
         done_loss = F.binary_cross_entropy_with_logits(done_logit, h["done"], pos_weight=torch.tensor(20.0))
         return pose_loss + F.mse_loss(reward, h["reward"]) + done_loss
