@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 
 import numpy as np
 import vizdoom as vzd
@@ -67,6 +68,7 @@ class ViZDoomSource(SourceEnv):
         self.max_settle_tics = max_settle_tics
         g = vzd.DoomGame()
         g.load_config(os.path.join(vzd.scenarios_path, "my_way_home.cfg"))
+        g.set_doom_config_path(os.path.join(tempfile.gettempdir(), "memworld_vizdoom.ini"))  # not _vizdoom.ini in cwd
         g.set_window_visible(False)
         g.set_sound_enabled(False)
         g.set_screen_resolution(vzd.ScreenResolution.RES_160X120)
