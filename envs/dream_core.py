@@ -29,7 +29,7 @@ class DreamConfig:
     checkpoint: str | None = None          # default: the shipped checkpoint of the source
     starts: str | None = None              # start segments (.npz); default: beside the checkpoint
     memory: str = "fov"                    # none | recency | fov | embedding | stateful
-    memory_capacity: int = 512
+    memory_capacity: int = 320            # >= an episode (300 steps) plus the context
     sampler: str | None = None             # default: the checkpoint's
     sampler_steps: int | None = None
     max_episode_steps: int = 300

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from memory import MEMORY_KINDS, MemoryBank, StatefulGridMemory, fov_overlap, relative_pose, retrieve
+from memory import MEMORY_KINDS, MemoryBank, StatefulGridMemory, relative_pose, retrieve, view_visibility
 
 
 @dataclass
@@ -32,6 +32,7 @@ class DreamMemory:
         if m < 1 or capacity < 1:
             raise ValueError(f"memory m and capacity must be >= 1, got {m} and {capacity}")
         self.kind, self.m, self.exclude_recent, self.n_worlds = kind, m, exclude_recent, n_worlds
+        self._overlap: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # (now, pose, overlap) of the last read
         if kind == "stateful":
             self.store = StatefulGridMemory(n_worlds, latent_shape, bounds, device=device)
         else:
@@ -49,11 +50,14 @@ class DreamMemory:
         if self.kind == "none":
             return MemoryRead(None, None, None, torch.full((n, self.m), -1, dtype=torch.long))
         s = self.store
+        vis = view_visibility(query_pose, s.poses)          # computed once: retrieval and steps_since_visit share it
+        self._overlap = (now.clone(), query_pose.clone(), vis.float().mean(-1))
         if self.kind == "stateful":
-            r = s.read(now, query_pose, self.m, self.exclude_recent)
+            r = s.read(now, query_pose, self.m, self.exclude_recent, vis=vis)
         else:
             r = retrieve(self.kind, now=now, query_pose=query_pose, query_latent=query_latent, latents=s.latents,
-                         poses=s.poses, steps=s.steps, valid=s.valid, m=self.m, exclude_recent=self.exclude_recent)
+                         poses=s.poses, steps=s.steps, valid=s.valid, m=self.m, exclude_recent=self.exclude_recent,
+                         vis=vis)
         lat, poses = r.gather(s.latents, s.poses)
         rel = relative_pose(poses, query_pose[:, None]) * r.mask[..., None]
         return MemoryRead(lat * r.mask[..., None, None, None], rel, r.mask, r.indices.masked_fill(~r.mask, -1))
@@ -64,6 +68,11 @@ class DreamMemory:
             return torch.full((self.n_worlds,), -1, dtype=torch.long)
         s = self.store
         ok = s.valid & (s.steps <= now[:, None] - self.exclude_recent)
-        ok = ok & (fov_overlap(pose[:, None].expand_as(s.poses), s.poses) >= min_overlap)
+        cached = self._overlap
+        if cached is not None and torch.equal(cached[0], now) and torch.equal(cached[1], pose):
+            overlap = cached[2]
+        else:
+            overlap = view_visibility(pose, s.poses).float().mean(-1)
+        ok = ok & (overlap >= min_overlap)
         last = s.steps.masked_fill(~ok, -1).max(dim=1).values
         return torch.where(last >= 0, now - last, torch.full_like(now, -1))

@@ -2,7 +2,7 @@
 
 from memory.bank import MemoryBank
 from memory.geometry import compose, fov_overlap, relative_pose, wrap_angle
-from memory.retrievers import RETRIEVERS, Retrieved, retrieve
+from memory.retrievers import RETRIEVERS, Retrieved, retrieve, view_visibility
 from memory.stateful import StatefulGridMemory
 
 MEMORY_KINDS = ("none", "recency", "fov", "embedding", "stateful")
@@ -17,5 +17,6 @@ __all__ = [
            "fov_overlap",
            "relative_pose",
            "retrieve",
+           "view_visibility",
            "wrap_angle",
 ]

@@ -46,9 +46,11 @@ def visible(points_world: torch.Tensor, pose: torch.Tensor, fov: float, view_ran
     rel = points_world - pose[..., None, :2]
     c, s = pose[..., 2].cos()[..., None], pose[..., 2].sin()[..., None]
     fwd, left = c * rel[..., 0] + s * rel[..., 1], -s * rel[..., 0] + c * rel[..., 1]
-    dist = torch.sqrt(fwd**2 + left**2)
-    ang = torch.atan2(left, fwd)
-    return (dist <= view_range) & (ang.abs() <= fov / 2)
+    # inside the wedge <=> in range and |angle| <= fov/2, written without sqrt/atan2 (hot in the dream)
+    in_range = fwd * fwd + left * left <= view_range * view_range
+    if fov < math.pi:
+        return in_range & (fwd > 0) & (left.abs() <= fwd * math.tan(fov / 2))
+    return in_range
 
 
 def wedge_points_world(pose: torch.Tensor, fov: float = math.radians(60), view_range: float = 6.0) -> torch.Tensor:

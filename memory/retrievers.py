@@ -61,15 +61,16 @@ def retrieve_embedding(now, query_pose, query_latent, latents, poses, steps, val
 
 def retrieve_fov(now, query_pose, query_latent, latents, poses, steps, valid, m, exclude_recent=0,
                  fov: float = math.radians(60), view_range: float = 6.0, age_penalty: float = 0.05,
-                 max_age: float = 1000.0, **_):
+                 max_age: float = 1000.0, vis: torch.Tensor | None = None, **_):
     """Greedy coverage of the query's view wedge by stored views, minus an age penalty (as in WorldMem).
 
     Each pick maximises (newly covered fraction + 0.1 * total overlap - age_penalty * age / max_age);
-    entries that see none of the query's view are never picked.
+    entries that see none of the query's view are never picked. ``vis (N, E, P)``, which of the query's
+    wedge points each entry sees, may be passed in when the caller has it (``view_visibility``).
     """
     ok = _eligible(steps, valid, now, exclude_recent)
-    pts = wedge_points_world(query_pose, fov, view_range)                     # (N, P, 2)
-    vis = visible(pts[:, None], poses, fov, view_range)                      # (N, E, P)
+    if vis is None:
+        vis = view_visibility(query_pose, poses, fov, view_range)
     overlap = vis.float().mean(-1)
     ok = ok & (overlap > 0)
     age = (now[:, None] - steps).clamp(min=0).float() / max_age
@@ -87,6 +88,12 @@ def retrieve_fov(now, query_pose, query_latent, latents, poses, steps, valid, m,
         ok = ok.clone()
         ok[ar, best] = False
     return Retrieved(torch.stack(idx, 1), torch.stack(mask, 1))
+
+
+def view_visibility(query_pose: torch.Tensor, poses: torch.Tensor, fov: float = math.radians(60),
+                    view_range: float = 6.0) -> torch.Tensor:
+    """Which of the query's wedge points ``(N, P)`` each stored pose ``(N, E, 3)`` sees: bool ``(N, E, P)``."""
+    return visible(wedge_points_world(query_pose, fov, view_range)[:, None], poses, fov, view_range)
 
 
 RETRIEVERS = {"recency": retrieve_recency, "fov": retrieve_fov, "embedding": retrieve_embedding}

@@ -52,10 +52,12 @@ class StatefulGridMemory:
         out[w] = slot
         return out
 
-    def read(self, now: torch.Tensor, query_pose: torch.Tensor, m: int, exclude_recent: int = 0) -> Retrieved:
+    def read(self, now: torch.Tensor, query_pose: torch.Tensor, m: int, exclude_recent: int = 0,
+             vis: torch.Tensor | None = None) -> Retrieved:
         """M slots covering the query's view (field-of-view retrieval over the slots)."""
         return retrieve_fov(now=now, query_pose=query_pose, query_latent=None, latents=self.latents,
-                            poses=self.poses, steps=self.steps, valid=self.valid, m=m, exclude_recent=exclude_recent)
+                            poses=self.poses, steps=self.steps, valid=self.valid, m=m, exclude_recent=exclude_recent,
+                            vis=vis)
 
     def reset(self, mask: torch.Tensor | None = None) -> None:
         """Empty the worlds in ``mask`` (all when None)."""
