@@ -18,7 +18,7 @@ from envs.dream_memory import DreamMemory
 from envs.starts import StartSegments
 from envs.tasks import Task, TaskConfig
 from memory.geometry import compose
-from worldmodels.world_model import SamplerConfig, WorldModel
+from worldmodels.world_model import DONE_THRESHOLD, SamplerConfig, WorldModel
 
 
 @dataclass
@@ -86,7 +86,7 @@ class DreamCore:
         use_memory = cfg.memory != "none" and mcfg.denoiser.memory
         self.memory = DreamMemory(cfg.memory if use_memory else "none", n_worlds, latent_shape, mcfg.memory_m,
                                   cfg.memory_capacity, self.k, bounds, self.device)
-        self.task = Task(cfg.task, n_worlds, cfg.source, cfg.max_episode_steps)
+        self.task = Task(cfg.task, n_worlds, cfg.source, cfg.max_episode_steps, device=self.device)
         self.ctx = torch.zeros(n_worlds, self.k, *latent_shape, device=self.device)
         self.ctx_actions = torch.zeros(n_worlds, self.k, dtype=torch.long, device=self.device)
         self.pose = torch.zeros(n_worlds, 3, device=self.device)
@@ -126,7 +126,7 @@ class DreamCore:
             lat[w] = self.ctx[w, j]
             pz = self.pose.clone()
             pz[w] = poses[:, j].to(self.device)
-            self.memory.write(lat, pz, torch.full((self.n,), j - self.k + 1, device=self.device), mask)
+            self.memory.write(lat, pz, torch.full((self.n,), j - self.k + 1, device=self.device), mask.to(self.device))
         self.task.reset(mask, self.pose)
         for i, s in zip(worlds, seeds):
             self.generators[i].manual_seed(int(s))
@@ -147,12 +147,12 @@ class DreamCore:
         noise = torch.stack([torch.randn(last.shape[1:], generator=g, device=self.device) for g in self.generators])
         z = self._sample(noise, read)
         reward_h, done_logit = heads.reward_done(last, a, z)
-        reward, terminated = self.task.step(new_pose, now, reward_h, done_logit > 0)
+        reward, terminated = self.task.step(new_pose, now, reward_h, done_logit > DONE_THRESHOLD)
         self.frames = self.model.decode(z).cpu()
         self.memory.write(z, new_pose, now)
         self.ctx = torch.cat([self.ctx[:, 1:], z[:, None]], 1)
         self.pose, self.t = new_pose, now
-        self.last_read = read.indices
+        self.last_read = read.indices.cpu()
         truncated = (now >= self.cfg.max_episode_steps) & ~terminated
         return {"frames": self.frames, "reward": reward.cpu(), "terminated": terminated.cpu(),
                 "truncated": truncated.cpu(), "pose": new_pose.cpu(), "memory_indices": read.indices.cpu()}
@@ -168,7 +168,7 @@ class DreamCore:
                                    actions=self.ctx_actions, **mem)
 
     def steps_since_visit(self) -> torch.Tensor:
-        return self.memory.steps_since_visit(self.t, self.pose)
+        return self.memory.steps_since_visit(self.t, self.pose).cpu()
 
     def memory_frames(self, world: int) -> np.ndarray:
         """Decoded frames ``(M, 64, 64, 3)`` of the memory read at world ``world``'s last step (black if empty)."""
@@ -176,8 +176,8 @@ class DreamCore:
         out = np.zeros((len(idx), 64, 64, 3), np.uint8)
         ok = idx >= 0
         if ok.any() and self.memory.kind != "none":
-            lat = self.memory.store.latents[world, idx[ok]]
-            out[ok.numpy()] = self.model.decode(lat).numpy()
+            lat = self.memory.store.latents[world, idx[ok].to(self.device)]
+            out[ok.numpy()] = self.model.decode(lat).cpu().numpy()
         return out
 
 

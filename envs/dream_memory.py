@@ -67,6 +67,7 @@ class DreamMemory:
         if self.kind == "none":
             return torch.full((self.n_worlds,), -1, dtype=torch.long)
         s = self.store
+        # called after step ``now`` was written: the context is now ``now-K+1 .. now``
         ok = s.valid & (s.steps <= now[:, None] - self.exclude_recent)
         cached = self._overlap
         if cached is not None and torch.equal(cached[0], now) and torch.equal(cached[1], pose):

@@ -44,14 +44,19 @@ class EpisodeMemorySampler:
         cand_c = np.maximum(cand, 0)
         mem_shape = (b, m, *latents.shape[1:])
         if kind == "none" or not valid.any():
-            return torch.zeros(mem_shape), torch.zeros(b, m, 3), torch.zeros(b, m, dtype=torch.bool)
-        cand_t = torch.from_numpy(cand_c)
+            d = latents.device
+            return (torch.zeros(mem_shape, device=d), torch.zeros(b, m, 3, device=d),
+                    torch.zeros(b, m, dtype=torch.bool, device=d))
+        dev = latents.device
+        poses = poses.to(dev)
+        cand_t = torch.from_numpy(cand_c).to(dev)
         bank_poses = poses[cand_t]
-        query_pose = poses[torch.from_numpy(targets)]
+        query_pose = poses[torch.from_numpy(targets).to(dev)]
         bank_lat = latents[cand_t] if kind == "embedding" else latents.new_zeros(b, w, 1, 1, 1)
-        r = retrieve(kind, now=torch.from_numpy(targets - ep_starts), query_pose=query_pose,
-                     query_latent=latents[torch.from_numpy(targets - 1)], latents=bank_lat, poses=bank_poses,
-                     steps=torch.from_numpy(cand_c - ep_starts[:, None]), valid=torch.from_numpy(valid), m=m)
+        r = retrieve(kind, now=torch.from_numpy(targets - ep_starts).to(dev), query_pose=query_pose,
+                     query_latent=latents[torch.from_numpy(targets - 1).to(dev)], latents=bank_lat, poses=bank_poses,
+                     steps=torch.from_numpy(cand_c - ep_starts[:, None]).to(dev), valid=torch.from_numpy(valid).to(dev),
+                     m=m)
         picked = cand_t.gather(1, r.indices)
         mem = latents[picked] * r.mask[:, :, None, None, None]
         rel = relative_pose(poses[picked], query_pose[:, None]) * r.mask[:, :, None]

@@ -39,8 +39,10 @@ class DreamSB3VecEnv(VecEnv):
         obs, rew, term, trunc, infos = self.vec.step(self._actions)
         out = []
         for i in range(self.num_envs):
-            info = self._info_at(infos, i)
-            if term[i] or trunc[i]:
+            done = term[i] or trunc[i]
+            # SB3 wants the info of the last step; the top-level info of a reset world is the new episode's
+            info = self._info_at(infos["final_info"], i) if done else self._info_at(infos, i)
+            if done:
                 info["terminal_observation"] = infos["final_obs"][i]
                 info["TimeLimit.truncated"] = bool(trunc[i] and not term[i])
             out.append(info)
@@ -59,7 +61,7 @@ class DreamSB3VecEnv(VecEnv):
         pass
 
     def get_images(self) -> Sequence[np.ndarray | None]:
-        return list(self.vec.core.frames.numpy())
+        return list(self.vec.core.frames.numpy().copy())
 
     def get_attr(self, attr_name: str, indices=None) -> list[Any]:
         return [getattr(self.vec, attr_name) for _ in self._get_indices(indices)]

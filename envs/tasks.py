@@ -36,13 +36,14 @@ class TaskConfig:
 class Task:
     """Batched over worlds: ``reset(mask, pose)``, then ``(reward, terminated) = step(...)``."""
 
-    def __init__(self, cfg: TaskConfig, n_worlds: int, source: str, max_steps: int):
+    def __init__(self, cfg: TaskConfig, n_worlds: int, source: str, max_steps: int,
+                 device: torch.device | str = "cpu"):
         self.cfg, self.n, self.max_steps = cfg, n_worlds, max_steps
         goal = cfg.goal if cfg.goal is not None else DEFAULT_GOALS.get(source, (0.0, 0.0))
-        self.goal = torch.tensor(goal, dtype=torch.float32)
-        self.start = torch.zeros(n_worlds, 2)
-        self.prev_dist = torch.zeros(n_worlds)
-        self.left = torch.zeros(n_worlds, dtype=torch.bool)
+        self.goal = torch.tensor(goal, dtype=torch.float32, device=device)
+        self.start = torch.zeros(n_worlds, 2, device=device)
+        self.prev_dist = torch.zeros(n_worlds, device=device)
+        self.left = torch.zeros(n_worlds, dtype=torch.bool, device=device)
 
     def reset(self, mask: torch.Tensor, pose: torch.Tensor) -> None:
         self.start[mask] = pose[mask, :2].float()
@@ -54,7 +55,7 @@ class Task:
         name = self.cfg.name
         if name == "learned":
             return reward_head.float(), done_head.bool()
-        shaped = torch.zeros(self.n)
+        shaped = torch.zeros(self.n, device=self.goal.device)
         if name == "reach":
             dist = (pose[:, :2].float() - self.goal).norm(dim=1)
             arrived = dist < self.cfg.radius
@@ -64,7 +65,7 @@ class Task:
             d = (pose[:, :2].float() - self.start).norm(dim=1)
             self.left |= d >= self.cfg.leave
             arrived = self.left & (d < self.cfg.radius)
-        bonus = torch.where(arrived, 1.0 - 0.2 * step.float() / self.max_steps, torch.zeros(self.n))
+        bonus = torch.where(arrived, 1.0 - 0.2 * step.float() / self.max_steps, torch.zeros_like(shaped))
         return bonus + shaped, arrived
 
 

@@ -19,6 +19,7 @@ from agents.train import train
 from envs.dataset import FrameArrays, read_episodes, write_dataset
 from envs.memory_sampler import EpisodeMemorySampler, MemorySamplerConfig
 from envs.starts import StartSegments
+from envs.tasks import TaskConfig
 from worldmodels.checkpoint import atomic_write_bytes, load_tensors
 from worldmodels.train import TrainConfig, Trainer
 from worldmodels.world_model import WorldModel
@@ -38,8 +39,9 @@ def run_loop(cfg: DictConfig, run: Path, agent_config) -> dict:
         cdir = run / f"cycle{c}"
         cdir.mkdir(parents=True, exist_ok=True)
         if c > 0:
-            new = evaluate_real(policy, cfg.source, acfg.task, int(cfg.loop_collect_episodes), 900_000 + 1000 * c,
-                                acfg.max_episode_steps).episodes
+            # the source's own rewards and terminations (task "learned"): they train the learned heads
+            new = evaluate_real(policy, cfg.source, TaskConfig("learned"), int(cfg.loop_collect_episodes),
+                                900_000 + 1000 * c, acfg.max_episode_steps).episodes
             write_dataset(cdir / "policy_episodes", new, 3, {"source": cfg.source, "policy": f"cycle {c - 1} agent"})
             episodes += new
             ckpt = finetune(ckpt, episodes, cdir, int(cfg.loop_finetune_steps))

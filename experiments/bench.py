@@ -117,7 +117,8 @@ def bench_worldmodel(cfg: DictConfig, model) -> dict:
     memory = heldout_memory(model, arr, targets, rng)
     out.update(onestep_figures(model, arr.frames, arr.actions, targets, memory=memory))
     out["onestep_gain_over_copy"] = out["onestep_psnr"] - out["copy_psnr"]
-    r_starts = rng.choice(arr.window_starts(k + 16), min(cfg.rollout_starts, len(starts)), replace=False)
+    long_windows = arr.window_starts(k + 16)
+    r_starts = rng.choice(long_windows, min(cfg.rollout_starts, len(long_windows)), replace=False)
     out.update(rollout_figures(model, arr.frames, arr.actions, arr.poses, r_starts))
     table = {}
     sub = targets[:128]

@@ -69,6 +69,8 @@ def score(paths: list[RevisitPath], dreamed: np.ndarray) -> tuple[dict, list[tup
                 gaps.append((t - of[t], float(psnr_per_frame(dreamed[i, t][None], p.frames[t][None])[0])))
             else:
                 non_pred.append(dreamed[i, t]), non_true.append(p.frames[t])
+    if not rev_pred or not non_pred:
+        raise ValueError("the revisit paths produced no revisit (or no non-revisit) frames; use longer paths")
     arr = np.stack
     res = {"revisit_psnr": psnr(arr(rev_pred), arr(rev_true)), "revisit_ssim": ssim(arr(rev_pred), arr(rev_true)),
            "self_psnr": psnr(arr(self_pred), arr(self_first)), "nonrevisit_psnr": psnr(arr(non_pred), arr(non_true)),

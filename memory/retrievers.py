@@ -2,7 +2,8 @@
 
 All share one signature over bank tensors ``(N, E, ...)`` so that a ``MemoryBank``,
 a ``StatefulGridMemory`` and the training loop (a window of an episode) use the same code.
-Entries with ``step > now - exclude_recent`` are skipped: they are already in the context.
+Only entries with ``step < now - exclude_recent`` are eligible: generating the frame of step ``now``
+from a context of the K frames ``now-K .. now-1``, pass ``exclude_recent=K``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class Retrieved:
 
 
 def _eligible(steps: torch.Tensor, valid: torch.Tensor, now: torch.Tensor, exclude_recent: int) -> torch.Tensor:
-    return valid & (steps <= now[:, None] - exclude_recent)
+    return valid & (steps < now[:, None] - exclude_recent)
 
 
 def _topk(score: torch.Tensor, ok: torch.Tensor, m: int) -> Retrieved:

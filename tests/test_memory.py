@@ -58,7 +58,8 @@ def test_recency_excludes_the_context():
     bank, query, latent = _bank_with_plant()
     r = retrieve("recency", now=torch.tensor([19, 19]), query_pose=query, query_latent=latent, latents=bank.latents,
                  poses=bank.poses, steps=bank.steps, valid=bank.valid, m=2, exclude_recent=4)
-    assert bank.steps[0, r.indices[0]].tolist() == [15, 14]
+    # generating step 19 from the context 15..18: memory starts at 14
+    assert bank.steps[0, r.indices[0]].tolist() == [14, 13]
 
 
 def test_masked_reset_clears_one_world_only():

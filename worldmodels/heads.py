@@ -13,6 +13,11 @@ import torch
 from torch import nn
 
 
+#: Positive-class weight of the termination loss (terminations are rare); a termination is
+#: predicted when the logit exceeds log(DONE_POS_WEIGHT), i.e. when its probability exceeds 1/2.
+DONE_POS_WEIGHT = 20.0
+
+
 @dataclass
 class HeadsConfig:
     latent_channels: int = 4

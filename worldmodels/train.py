@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from worldmodels.autoencoder import to_unit
 from worldmodels.edm import EDMLoss, augment_context
+from worldmodels.heads import DONE_POS_WEIGHT
 from worldmodels.training_state import EMA, StopFlag, check_finite, load_state, save_state
 from worldmodels.world_model import WorldModel, WorldModelConfig
 
@@ -264,7 +265,7 @@ class Trainer:
     def _heads_loss(self, h: dict[str, torch.Tensor]) -> torch.Tensor:
         dpose, reward, done_logit = self._heads(h["z"], h["a"], h["z_next"])
         pose_loss = F.mse_loss(dpose[:, :2], h["dpose"][:, :2]) * 10 + F.mse_loss(dpose[:, 2], h["dpose"][:, 2]) * 10
-        done_loss = F.binary_cross_entropy_with_logits(done_logit, h["done"], pos_weight=torch.tensor(20.0))
+        done_loss = F.binary_cross_entropy_with_logits(done_logit, h["done"], pos_weight=torch.tensor(DONE_POS_WEIGHT))
         return pose_loss + F.mse_loss(reward, h["reward"]) + done_loss
 
     # --- all stages --------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,12 @@ from torch import nn
 from worldmodels.autoencoder import Autoencoder, AutoencoderConfig, to_uint8, to_unit
 from worldmodels.checkpoint import CheckpointError, atomic_write_bytes, load_tensors, save_tensors
 from worldmodels.edm import EDMLossConfig, EDMPrecond
-from worldmodels.heads import Heads, HeadsConfig
+from worldmodels.heads import DONE_POS_WEIGHT, Heads, HeadsConfig
 from worldmodels.sampling import get_sampler, get_sigmas_karras
 from worldmodels.unet import DenoiserConfig, DenoiserUNet
 
 FORMAT_VERSION = 1
+DONE_THRESHOLD = math.log(DONE_POS_WEIGHT)
 
 
 @dataclass
@@ -139,7 +141,7 @@ class WorldModel(nn.Module):
         z_next = self.sample_next(z_ctx, actions, generator=generator, **mem)
         last, a = z_ctx[:, -1], actions[:, -1]
         reward, done_logit = self.heads.reward_done(last, a, z_next)
-        return self.decode(z_next), reward, done_logit > 0, self.heads.pose_delta(last, a)
+        return self.decode(z_next), reward, done_logit > DONE_THRESHOLD, self.heads.pose_delta(last, a)
 
     # --- save / load ---------------------------------------------------------------
     def save(self, path: str | Path, **meta: Any) -> None:
