@@ -35,6 +35,7 @@ class DreamConfig:
     max_episode_steps: int = 300
     task: TaskConfig = field(default_factory=TaskConfig)
     device: str = "cpu"
+    compile: bool = False                  # torch.compile the denoiser and decoder (slow first step, faster after)
 
     def __post_init__(self) -> None:
         if isinstance(self.task, dict):
@@ -72,6 +73,10 @@ class DreamCore:
         self.model = model if model is not None else WorldModel.load(ckpt, source=cfg.source, device=self.device)
         if self.model.cfg.source != cfg.source:
             raise ValueError(f"world model is for source {self.model.cfg.source!r}, not {cfg.source!r}")
+        if cfg.compile:
+            # one compiled graph per batch shape: the dream's batch is fixed, so one compile serves
+            self.model.denoiser.backbone = torch.compile(self.model.denoiser.backbone, dynamic=False)
+            self.model.autoencoder.decoder = torch.compile(self.model.autoencoder.decoder, dynamic=False)
         self.starts = starts if starts is not None else StartSegments.load(
             Path(cfg.starts) if cfg.starts else StartSegments.path_beside(ckpt))
         s = self.model.cfg.sampler

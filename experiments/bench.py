@@ -162,9 +162,12 @@ def bench_dream(cfg: DictConfig) -> dict:
     rss0 = rss_mb()
     dream, real, flops_step = {}, {}, None
     for n in cfg.worlds:
-        vec = DreamVectorEnv(num_envs=n, source=cfg.source, checkpoint=cfg.checkpoint, memory=cfg.memory)
+        vec = DreamVectorEnv(num_envs=n, source=cfg.source, checkpoint=cfg.checkpoint, memory=cfg.memory,
+                             compile=bool(cfg.compile))
         vec.reset(seed=0)
         rng = np.random.default_rng(0)
+        for _ in range(3):  # warm up (and compile, when asked)
+            vec.step(rng.integers(0, 3, n))
         if flops_step is None:
             vec1 = DreamVectorEnv(num_envs=1, source=cfg.source, checkpoint=cfg.checkpoint, memory=cfg.memory)
             vec1.reset(seed=0)
@@ -174,7 +177,7 @@ def bench_dream(cfg: DictConfig) -> dict:
         print(f"N={n}: dream {dream[n]:.0f} steps/s, real {real[n]:.0f} steps/s")
     ceiling = matmul_ceiling_gflops()
     best = max(dream.values())
-    return {"memory": cfg.memory, "dream_steps_per_s": dream, "real_steps_per_s": real,
+    return {"memory": cfg.memory, "compile": bool(cfg.compile), "dream_steps_per_s": dream, "real_steps_per_s": real,
             "gflop_per_step": flops_step / 1e9, "achieved_gflops": best * flops_step / 1e9,
             "ceiling_gflops": ceiling, "fraction_of_ceiling": best * flops_step / 1e9 / ceiling,
             "rss_mb_start": rss0, "rss_mb_end": rss_mb()}

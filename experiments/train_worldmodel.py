@@ -43,8 +43,19 @@ def build_model_config(m: DictConfig, source: str, n_actions: int) -> WorldModel
 
 def run_train(dcfg: DictConfig, run: Path) -> dict:
     meta = read_metadata(dcfg.dataset)
-    model_cfg = build_model_config(dcfg.model, meta.get("source", "unknown"), int(meta["n_actions"]))
+    init = None
+    if dcfg.init:
+        # fine-tune: architecture from the checkpoint, autoencoder frozen; loss and augmentation from this config
+        from worldmodels.world_model import WorldModel
+        init = WorldModel.load(dcfg.init, source=meta.get("source"))
+        model_cfg = init.cfg
+        model_cfg.loss.context_aug_max = float(dcfg.model.context_aug_max)
+        model_cfg.loss.weighting = str(dcfg.model.loss_weighting)
+    else:
+        model_cfg = build_model_config(dcfg.model, meta.get("source", "unknown"), int(meta["n_actions"]))
     train_cfg = TrainConfig(**OmegaConf.to_container(dcfg.train), heldout_episodes=int(dcfg.heldout_episodes))
+    if init is not None:
+        train_cfg.ae_steps = 0
     t0 = time.perf_counter()
     arrays = load_arrays(dcfg.dataset)
     train, heldout = arrays.split(dcfg.heldout_episodes) if dcfg.heldout_episodes else (arrays, None)
@@ -60,8 +71,9 @@ def run_train(dcfg: DictConfig, run: Path) -> dict:
         writer = SummaryWriter(str(run / "tb"))
     command = "memworld train-worldmodel " + " ".join(sys.argv[1:])
     trainer = Trainer(model_cfg, train_cfg, train, heldout, run, memory_fn=mem_fn, writer=writer,
-                      meta={"command": command, "dataset": str(dcfg.dataset), "dataset_recipe": meta.get("command")},
-                      progress=dcfg.progress)
+                      meta={"command": command, "dataset": str(dcfg.dataset), "dataset_recipe": meta.get("command"),
+                            "real_frames": int(len(arrays.frames)), "finetuned_from": dcfg.init},
+                      progress=dcfg.progress, init=init)
     model = trainer.fit()
     out = Path(dcfg.out) if dcfg.out else run / "world_model.safetensors"
     if trainer.dist.main:
