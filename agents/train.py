@@ -30,6 +30,7 @@ class AgentConfig:
     checkpoint: str | None = None
     memory: str = "fov"
     sampler_steps: int | None = None
+    compile: bool = False           # torch.compile the dream's denoiser and decoder (~1 min once, then faster)
     max_episode_steps: int = 150
     eval_freq: int = 0              # 0: evaluate only at the end
     eval_episodes: int = 20
@@ -60,7 +61,7 @@ def make_agent(cfg: AgentConfig, venv, tb_dir: Path | None) -> BaseAlgorithm:
 def dream_venv(cfg: AgentConfig) -> VecMonitor:
     """The batched dream as an SB3 VecEnv, with episode statistics (``rollout/``)."""
     venv = DreamSB3VecEnv(num_envs=cfg.n_envs, source=cfg.source, checkpoint=cfg.checkpoint, memory=cfg.memory,
-                          sampler_steps=cfg.sampler_steps, max_episode_steps=cfg.max_episode_steps,
+                          sampler_steps=cfg.sampler_steps, max_episode_steps=cfg.max_episode_steps, compile=cfg.compile,
                           task=cfg.task, render_memory=True, render_mode="rgb_array")
     return VecMonitor(venv)
 

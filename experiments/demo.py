@@ -132,12 +132,12 @@ def run_demo(cfg: DictConfig, run: Path) -> dict:
         acfg = command_config("train_agent", source=cfg.source, checkpoint=checkpoint,
                               total_timesteps=cfg.agent_timesteps, n_envs=cfg.agent_envs,
                               eval_episodes=cfg.agent_eval_episodes, progress=cfg.progress,
-                              eval_freq=max(1, cfg.agent_timesteps // 4))
+                              eval_freq=max(1, cfg.agent_timesteps // 4), compile=bool(cfg.compile))
         return run_agent(acfg, out)
 
     def throughput():
         dcfg = command_config("bench", target="dream", source=cfg.source, checkpoint=checkpoint,
-                              worlds=list(cfg.bench_worlds), seconds=cfg.bench_seconds)
+                              worlds=list(cfg.bench_worlds), seconds=cfg.bench_seconds, compile=bool(cfg.compile))
         return bench_dream(dcfg)
 
     results = {"checkpoint": checkpoint}

@@ -17,7 +17,7 @@ def agent_config(cfg: DictConfig) -> AgentConfig:
     return AgentConfig(
         algo=cfg.algo.name, task=TaskConfig(cfg.task, radius=float(cfg.task_radius), shaping=float(cfg.task_shaping)),
         total_timesteps=int(cfg.total_timesteps), n_envs=int(cfg.n_envs), source=cfg.source,
-        checkpoint=cfg.checkpoint, memory=cfg.memory, sampler_steps=cfg.sampler_steps,
+        checkpoint=cfg.checkpoint, memory=cfg.memory, sampler_steps=cfg.sampler_steps, compile=bool(cfg.compile),
         max_episode_steps=int(cfg.max_episode_steps), eval_freq=int(cfg.eval_freq),
         eval_episodes=int(cfg.eval_episodes), eval_seed=int(cfg.eval_seed), video_every=int(cfg.video_every),
         seed=int(cfg.seed), hyperparams=OmegaConf.to_container(cfg.algo.hyperparams))

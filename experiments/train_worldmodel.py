@@ -41,6 +41,23 @@ def build_model_config(m: DictConfig, source: str, n_actions: int) -> WorldModel
         memory_m=int(m.memory_m))
 
 
+def log_rollout_video(writer, model, arrays, step: int, horizon: int = 16, n: int = 4) -> None:
+    """Tensorboard video ``worldmodel/rollout``: real frames beside open-loop dream frames, same actions."""
+    import numpy as np
+
+    from agents.video import add_video
+    from worldmodels.evaluation import rollout
+
+    starts = arrays.window_starts(model.context + horizon)
+    if len(starts) == 0:
+        return
+    pick = np.random.default_rng(0).choice(starts, min(n, len(starts)), replace=False)
+    gen, _ = rollout(model, arrays.frames, arrays.actions, arrays.poses, pick, horizon)
+    real = arrays.frames[pick[:, None] + model.context + np.arange(horizon)]
+    video = np.concatenate([np.concatenate([real[i], gen[i]], axis=2) for i in range(len(pick))], axis=1)
+    add_video(writer, "worldmodel/rollout_real_vs_dream", video, step)
+
+
 def run_train(dcfg: DictConfig, run: Path) -> dict:
     meta = read_metadata(dcfg.dataset)
     init = None
@@ -81,6 +98,8 @@ def run_train(dcfg: DictConfig, run: Path) -> dict:
         StartSegments.from_arrays(heldout if heldout is not None else train, model.context, 64, seed=train_cfg.seed).save(
             StartSegments.path_beside(out))
     if writer is not None:
+        if trainer.dist.main:
+            log_rollout_video(writer, model, heldout if heldout is not None else train, trainer.den_step)
         writer.close()
     return {"checkpoint": str(out), "train_minutes": trainer.seconds / 60, "ae_steps": trainer.ae_step,
             "denoiser_steps": trainer.den_step, "sigma_data": model.cfg.sigma_data}

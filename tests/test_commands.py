@@ -110,7 +110,8 @@ def test_interrupted_training_resumes(tmp_path, tiny_dataset):
 
 
 def test_train_agent_end_to_end(tmp_path, tiny_checkpoint):
-    memworld("train-agent", f"checkpoint={tiny_checkpoint}", "total_timesteps=128", "n_envs=2", "eval_episodes=2",
+    memworld("train-agent", f"checkpoint={tiny_checkpoint}", "compile=false", "total_timesteps=128", "n_envs=2",
+             "eval_episodes=2",
              "max_episode_steps=20", "video_every=32", "algo.hyperparams.n_steps=64", "algo.hyperparams.batch_size=64",
              "progress=false", "runs_root=" + str(tmp_path), cwd=tmp_path)
     run = sorted(tmp_path.glob("train-agent-*"))[-1]
@@ -152,6 +153,7 @@ def test_demo_pipeline_on_a_tiny_config_and_reuse(tmp_path, tiny_checkpoint, tin
     args = ["demo", f"checkpoint={tiny_checkpoint}", f"heldout={tiny_dataset[0]}", "collect_episodes=1",
             "worldmodel_samples=8", "revisit_seeds_per_kind=1", "agent_timesteps=64", "agent_envs=2",
             "agent_eval_episodes=1", "bench_worlds=[1,2]", "bench_seconds=0.05", "threads=1", "progress=false",
+            "compile=false",
             "runs_root=" + str(tmp_path)]
     p = memworld(*args, cwd=tmp_path)
     lines = p.stdout.strip().splitlines()
@@ -175,7 +177,7 @@ def test_play_runs_headless(tmp_path, tiny_checkpoint):
 
 
 def test_agent_in_the_loop_cycle(tmp_path, tiny_checkpoint):
-    memworld("train-agent", "loop=true", "cycles=2", "loop_collect_episodes=1", "loop_finetune_steps=2",
+    memworld("train-agent", "loop=true", "cycles=2", "compile=false", "loop_collect_episodes=1", "loop_finetune_steps=2",
              f"checkpoint={tiny_checkpoint}", "total_timesteps=64", "n_envs=2", "eval_episodes=1",
              "max_episode_steps=15", "video_every=0", "algo.hyperparams.n_steps=32", "algo.hyperparams.batch_size=32",
              "progress=false", "runs_root=" + str(tmp_path), cwd=tmp_path)
