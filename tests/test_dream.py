@@ -151,3 +151,24 @@ def _count_tensors() -> int:
     import gc
     gc.collect()
     return sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor))
+
+
+def test_recorded_dream_replays_bit_exactly(tiny_checkpoint, tmp_path):
+    from envs.dataset import read_episodes, read_metadata
+    from envs.recording import DreamRecorder, replay
+
+    env = DreamRecorder(DreamEnv(checkpoint=str(tiny_checkpoint), memory="fov", max_episode_steps=12))
+    rng = np.random.default_rng(0)
+    for seed in (3, 4):
+        env.reset(seed=seed)
+        for _ in range(12):
+            _, _, term, trunc, _ = env.step(int(rng.integers(0, 3)))
+            if term or trunc:
+                break
+    path = env.save(tmp_path / "dream_rec")
+    meta = read_metadata(path)
+    assert meta["episode_seeds"] == [3, 4] and meta["sampler_steps"] == 1 and meta["checkpoint"]
+    eps = read_episodes(path)
+    assert eps[1].extra["memory_indices"].shape == (len(eps[1].frames), 2)
+    for i in range(2):
+        np.testing.assert_array_equal(replay(path, i), eps[i].frames)
