@@ -6,8 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import os
+
 from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
@@ -36,6 +39,7 @@ class AgentConfig:
     eval_episodes: int = 20
     eval_seed: int = 800_000        # real evaluation seeds (held out from collection)
     video_every: int = 0
+    checkpoint_every: int = 0       # save a resumable policy every N steps (0: only on interruption and at the end)
     seed: int = 0
     hyperparams: dict[str, Any] = field(default_factory=dict)
 
@@ -74,13 +78,43 @@ def real_venv(cfg: AgentConfig) -> VecMonitor:
     return VecMonitor(DummyVecEnv(fns))
 
 
+class ResumeCheckpoint(BaseCallback):
+    """Every ``every`` steps, write the policy (with its optimizer and step count) atomically to ``path``."""
+
+    def __init__(self, path: Path, every: int):
+        super().__init__()
+        self.path, self.every, self._next = path, every, every
+
+    def _on_step(self) -> bool:
+        if self.every and self.num_timesteps >= self._next:
+            self._next += self.every
+            save_atomic(self.model, self.path)
+        return True
+
+
+def save_atomic(model: BaseAlgorithm, path: Path) -> None:
+    """``model.save`` to a temporary name, then rename: a kill never leaves a half-written zip."""
+    tmp = path.with_name(path.name + ".tmp.zip")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
 def train(cfg: AgentConfig, run: Path, where: str = "dream", progress: bool = True) -> tuple[BaseAlgorithm, RealEvalCallback]:
-    """Train in ``where`` (``dream`` or ``real``); the callback holds the real-env evaluations."""
+    """Train in ``where`` (``dream`` or ``real``); the callback holds the real-env evaluations.
+
+    Resumes from ``<run>/<where>_resume.zip`` when it exists (step count and optimizer continue;
+    DQN's replay buffer starts empty again)."""
     if where not in ("dream", "real"):
         raise ValueError(f"where must be dream or real, got {where!r}")
     venv = dream_venv(cfg) if where == "dream" else real_venv(cfg)
     tb = run / "tb" / where
-    model = make_agent(cfg, venv, tb)
+    resume = run / f"{where}_resume.zip"
+    if resume.exists():
+        model = ALGOS[cfg.algo].load(resume, env=venv)
+        model.set_logger(configure(str(tb), ["csv", "tensorboard"]))
+        print(f"resumed {where} training from {resume} at step {model.num_timesteps}")
+    else:
+        model = make_agent(cfg, venv, tb)
     videos = run / "videos"
     videos.mkdir(parents=True, exist_ok=True)
     real_cb = RealEvalCallback(cfg.source, cfg.task, cfg.eval_freq, cfg.eval_episodes, cfg.eval_seed,
@@ -88,5 +122,12 @@ def train(cfg: AgentConfig, run: Path, where: str = "dream", progress: bool = Tr
     callbacks = [real_cb]
     if where == "dream":
         callbacks.append(DreamStatsCallback(cfg.video_every, video_dir=videos))
-    model.learn(cfg.total_timesteps, callback=callbacks, progress_bar=progress)
+    callbacks.append(ResumeCheckpoint(resume, cfg.checkpoint_every))
+    remaining = max(0, cfg.total_timesteps - model.num_timesteps)
+    try:
+        model.learn(remaining, callback=callbacks, progress_bar=progress, reset_num_timesteps=not resume.exists())
+    except KeyboardInterrupt:
+        save_atomic(model, resume)
+        raise KeyboardInterrupt(f"agent training stopped; rerun with the same run_name to resume from {resume}") from None
+    save_atomic(model, resume)
     return model, real_cb

@@ -20,6 +20,7 @@ def agent_config(cfg: DictConfig) -> AgentConfig:
         checkpoint=cfg.checkpoint, memory=cfg.memory, sampler_steps=cfg.sampler_steps, compile=bool(cfg.compile),
         max_episode_steps=int(cfg.max_episode_steps), eval_freq=int(cfg.eval_freq),
         eval_episodes=int(cfg.eval_episodes), eval_seed=int(cfg.eval_seed), video_every=int(cfg.video_every),
+        checkpoint_every=int(cfg.checkpoint_every),
         seed=int(cfg.seed), hyperparams=OmegaConf.to_container(cfg.algo.hyperparams))
 
 
@@ -75,7 +76,7 @@ def main(cfg: DictConfig) -> None:
     agent_config(cfg)  # validate before any work
     if cfg.loop and int(cfg.cycles) < 1:
         raise ValueError(f"cycles must be >= 1, got {cfg.cycles}")
-    run = make_run_dir("train-agent", cfg.runs_root)
+    run = make_run_dir("train-agent", cfg.runs_root, cfg.run_name)
     save_config(run, cfg)
     if cfg.loop:
         from experiments.agent_loop import run_loop

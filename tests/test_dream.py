@@ -172,3 +172,17 @@ def test_recorded_dream_replays_bit_exactly(tiny_checkpoint, tmp_path):
     assert eps[1].extra["memory_indices"].shape == (len(eps[1].frames), 2)
     for i in range(2):
         np.testing.assert_array_equal(replay(path, i), eps[i].frames)
+
+
+def test_agent_training_resumes(tiny_checkpoint, tmp_path):
+    from agents.train import AgentConfig, train
+    from envs.tasks import TaskConfig
+
+    cfg = AgentConfig(task=TaskConfig("reach"), total_timesteps=64, n_envs=2, checkpoint=str(tiny_checkpoint),
+                      max_episode_steps=20, eval_episodes=1, checkpoint_every=32,
+                      hyperparams={"n_steps": 32, "batch_size": 32, "n_epochs": 1})
+    model, _ = train(cfg, tmp_path, "dream", progress=False)
+    assert (tmp_path / "dream_resume.zip").is_file() and model.num_timesteps == 64
+    cfg.total_timesteps = 128
+    model2, _ = train(cfg, tmp_path, "dream", progress=False)
+    assert model2.num_timesteps == 128
