@@ -81,6 +81,7 @@ def _heldout(cfg: DictConfig):
     return load_arrays(path)
 
 
+@torch.no_grad()
 def heldout_memory(model, arr, targets: np.ndarray, rng: np.random.Generator):
     """Memory for held-out targets, drawn by the fov retriever with true poses (as in training)."""
     from envs.memory_sampler import EpisodeMemorySampler, MemorySamplerConfig

@@ -97,7 +97,8 @@ class WorldModel(nn.Module):
     def context(self) -> int:
         return self.cfg.denoiser.context
 
-    # --- frames <-> normalised latents -------------------------------------------------
+    # --- frames <-> normalised latents (inference: no autograd graph is kept) ---------------
+    @torch.no_grad()
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """``(..., 64, 64, 3)`` uint8 -> normalised latents ``(..., C, 16, 16)``."""
         lead = frames.shape[:-3]
@@ -105,6 +106,7 @@ class WorldModel(nn.Module):
         z = (z - self.latent_mean[:, None, None]) / self.latent_std[:, None, None]
         return z.reshape(*lead, *z.shape[1:])
 
+    @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Normalised latents ``(..., C, 16, 16)`` -> frames ``(..., 64, 64, 3)`` uint8."""
         lead = z.shape[:-3]
