@@ -18,6 +18,7 @@ from envs.dream_memory import DreamMemory
 from envs.starts import StartSegments
 from envs.tasks import Task, TaskConfig
 from memory.geometry import compose
+from worldmodels.sampling import get_sampler, get_sigmas_karras
 from worldmodels.world_model import DONE_THRESHOLD, SamplerConfig, WorldModel
 
 
@@ -82,9 +83,12 @@ class DreamCore:
         s = self.model.cfg.sampler
         self.sampler = SamplerConfig(cfg.sampler or s.name, cfg.sampler_steps or s.steps,
                                      s.sigma_min, s.sigma_max, s.rho)
+        # the schedule and sampler are fixed for the dream's life: not rebuilt every step
+        self.sigmas = get_sigmas_karras(self.sampler.steps, self.sampler.sigma_min, self.sampler.sigma_max,
+                                        self.sampler.rho, device=self.device)
+        self.sample_fn = get_sampler(self.sampler.name)
         self.k = self.model.context
         self.n_actions = self.model.cfg.n_actions
-        from envs.sources import SOURCES  # noqa: F401  (bounds come from the source class)
         bounds = _source_bounds(cfg.source)
         mcfg = self.model.cfg
         latent_shape = (mcfg.autoencoder.latent_channels, 16, 16)
@@ -163,14 +167,10 @@ class DreamCore:
                 "truncated": truncated.cpu(), "pose": new_pose.cpu(), "memory_indices": read.indices.cpu()}
 
     def _sample(self, noise: torch.Tensor, read) -> torch.Tensor:
-        from worldmodels.sampling import get_sampler, get_sigmas_karras
-
-        s = self.sampler
-        sigmas = get_sigmas_karras(s.steps, s.sigma_min, s.sigma_max, s.rho, device=self.device)
         mem = {} if read.latents is None else {"memory": read.latents, "memory_pose": read.rel_pose,
                                                "memory_mask": read.mask}
-        return get_sampler(s.name)(self.model.denoiser, noise * sigmas[0], sigmas, context=self.ctx,
-                                   actions=self.ctx_actions, **mem)
+        return self.sample_fn(self.model.denoiser, noise * self.sigmas[0], self.sigmas, context=self.ctx,
+                              actions=self.ctx_actions, **mem)
 
     def steps_since_visit(self) -> torch.Tensor:
         return self.memory.steps_since_visit(self.t, self.pose).cpu()

@@ -175,7 +175,6 @@ def headline(res: dict) -> dict:
 
 
 def build_report(run: Path, res: dict) -> Path:
-    from experiments.eval_revisit import markdown_table  # noqa: F401  (same figures as the table)
     from experiments.report import image, table, write_report
 
     wm, rv, ag, th = res["worldmodel"], res["revisit"], res["agent"], res["throughput"]

@@ -7,15 +7,12 @@ Inputs are plain arrays (``frames (N, 64, 64, 3)`` uint8, ``actions (N,)``, ``po
 
 from __future__ import annotations
 
-from typing import Callable
 
 import numpy as np
 import torch
 
 from worldmodels.metrics import psnr, psnr_pooled, sharpness, ssim
 from worldmodels.world_model import SamplerConfig, WorldModel
-
-MemoryFn = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 @torch.no_grad()
