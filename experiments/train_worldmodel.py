@@ -34,9 +34,11 @@ def build_model_config(m: DictConfig, source: str, n_actions: int) -> WorldModel
     return WorldModelConfig(
         source=source, n_actions=n_actions,
         autoencoder=AutoencoderConfig(lc, tuple(m.enc_channels), tuple(m.dec_channels)),
-        denoiser=DenoiserConfig(lc, int(m.context), n_actions, tuple(m.channels), int(m.cond_dim), bool(m.memory)),
+        denoiser=DenoiserConfig(lc, int(m.context), n_actions, tuple(m.channels), int(m.cond_dim), bool(m.memory),
+                                memory_pos=bool(m.memory_pos)),
         heads=HeadsConfig(lc, n_actions),
-        loss=EDMLossConfig(float(m.p_mean), float(m.p_std), str(m.loss_weighting), float(m.context_aug_max)),
+        loss=EDMLossConfig(float(m.p_mean), float(m.p_std), str(m.loss_weighting), float(m.context_aug_max),
+                           float(m.context_drop)),
         sampler=SamplerConfig(str(m.sampler), int(m.sampler_steps)),
         memory_m=int(m.memory_m))
 
@@ -68,6 +70,8 @@ def run_train(dcfg: DictConfig, run: Path) -> dict:
         model_cfg = init.cfg
         model_cfg.loss.context_aug_max = float(dcfg.model.context_aug_max)
         model_cfg.loss.weighting = str(dcfg.model.loss_weighting)
+        model_cfg.loss.context_drop = float(dcfg.model.context_drop)
+        model_cfg.denoiser.memory_pos = model_cfg.denoiser.memory and bool(dcfg.model.memory_pos)
     else:
         model_cfg = build_model_config(dcfg.model, meta.get("source", "unknown"), int(meta["n_actions"]))
     train_cfg = TrainConfig(**OmegaConf.to_container(dcfg.train), heldout_episodes=int(dcfg.heldout_episodes))

@@ -119,3 +119,74 @@ def test_negative_sizes_are_refused():
         TrainConfig(ae_steps=-1)
     with pytest.raises(ValueError, match="batch must be >= 1"):
         TrainConfig(batch=0)
+
+
+def test_checkpoints_from_before_the_memory_position_code_still_load(tmp_path):
+    cfg = tiny_model_config()
+    cfg.denoiser.memory_pos = False
+    m = WorldModel(cfg)
+    path = tmp_path / "legacy.safetensors"
+    m.save(path)
+    tensors, meta = load_tensors(path)
+    del meta["config"]["denoiser"]["memory_pos"]          # what a version-1 file written before it holds
+    save_tensors(path, tensors, meta)
+    loaded = WorldModel.load(path)
+    assert loaded.cfg.denoiser.memory_pos is False
+    assert not any(".memory.pos." in k for k in loaded.state_dict())
+
+
+def test_fine_tuning_adds_the_memory_position_code_and_keeps_every_other_weight(tmp_path, tiny_dataset):
+    cfg = tiny_model_config()
+    cfg.denoiser.memory_pos = False
+    old = WorldModel(cfg)
+    new_cfg = tiny_model_config()
+    tr = Trainer(new_cfg, TrainConfig(ae_steps=0, denoiser_steps=0), load_arrays(tiny_dataset[0]), None, tmp_path,
+                 progress=False, init=old)
+    state = tr.model.state_dict()
+    assert any(".memory.pos." in k for k in state)
+    for k, v in old.state_dict().items():
+        assert torch.equal(state[k], v), k
+    # a checkpoint that lacks other weights is refused by name
+    broken = {k: v for k, v in old.state_dict().items() if "heads" not in k}
+    with pytest.raises(ValueError, match="does not fit"):
+        from worldmodels.train import _load_adding
+        _load_adding(WorldModel(new_cfg), broken)
+
+
+def test_dropped_context_is_noise_and_announced():
+    from worldmodels.edm import DROPPED_CONTEXT_AUG, EDMLossConfig, drop_context
+
+    ctx = torch.ones(4, 2, 4, 16, 16)
+    aug = torch.full((4,), 0.1)
+    drop = torch.tensor([True, False, True, False])
+    out, aug2 = drop_context(ctx, aug, drop, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out[~drop], ctx[~drop]) and not torch.equal(out[drop], ctx[drop])
+    assert abs(out[drop].std().item() - 1.0) < 0.1
+    assert aug2.tolist() == [DROPPED_CONTEXT_AUG, 0.1, DROPPED_CONTEXT_AUG, 0.1] or torch.allclose(
+        aug2, torch.tensor([DROPPED_CONTEXT_AUG, 0.1, DROPPED_CONTEXT_AUG, 0.1]))
+    with pytest.raises(ValueError, match="context_drop"):
+        EDMLossConfig(context_drop=1.5)
+
+
+def _copy_loss(pos: bool, steps: int = 300) -> float:
+    """Train a memory attention to reproduce its memory frame place by place; final MSE (target variance 0.25)."""
+    from worldmodels.unet import MemoryCrossAttention
+
+    torch.manual_seed(0)
+    att, head = MemoryCrossAttention(16, 4, 2, pos=pos), torch.nn.Conv2d(16, 4, 1)
+    opt = torch.optim.Adam([*att.parameters(), *head.parameters()], lr=3e-3)
+    for _ in range(steps):
+        mem = torch.randn(16, 1, 4, 8, 8)
+        target = torch.nn.functional.avg_pool2d(mem[:, 0], 2)
+        out = head(att(torch.zeros(16, 16, 4, 4), mem, torch.zeros(16, 1, 3), torch.ones(16, 1, dtype=torch.bool)))
+        loss = torch.nn.functional.mse_loss(out, target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return loss.item()
+
+
+def test_memory_attention_can_copy_a_stored_view_only_with_the_position_code():
+    # the reason for the code: a revisit's stored frame must be copied place by place
+    assert _copy_loss(pos=True) < 0.05
+    assert _copy_loss(pos=False) > 0.15

@@ -62,8 +62,11 @@ class EDMLossConfig:
     p_std: float = 1.2
     weighting: str = "edm"
     context_aug_max: float = 0.3   # context latents get noise sigma_aug ~ U(0, max) (GameNGen)
+    context_drop: float = 0.0      # share of samples (with memory) whose context is replaced by noise
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.context_drop <= 1.0:
+            raise ValueError(f"context_drop must be in [0, 1], got {self.context_drop}")
         if self.weighting not in WEIGHTINGS:
             raise ValueError(f"unknown loss weighting {self.weighting!r}; choose one of {sorted(WEIGHTINGS)}")
 
@@ -93,6 +96,21 @@ def augment_context(context: torch.Tensor, max_sigma: float,
     sigma = torch.rand(b, device=context.device, generator=generator) * max_sigma
     noise = torch.randn(context.shape, device=context.device, generator=generator)
     return context + noise * sigma[:, None, None, None, None], sigma
+
+
+#: augmentation level announced for a dropped context: outside U(0, context_aug_max), so the network can tell
+DROPPED_CONTEXT_AUG = 2.0
+
+
+def drop_context(context: torch.Tensor, aug: torch.Tensor, drop: torch.Tensor,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replace the context of samples where ``drop (B,)`` is true by unit noise and flag them in ``aug``.
+
+    Trained with memory present, this teaches the denoiser to build the frame from memory
+    when the context carries nothing (what a long open-loop revisit looks like)."""
+    noise = torch.randn(context.shape, device=context.device, generator=generator)
+    d = drop[:, None, None, None, None]
+    return torch.where(d, noise, context), torch.where(drop, torch.full_like(aug, DROPPED_CONTEXT_AUG), aug)
 
 
 def log_normal_median(p_mean: float) -> float:

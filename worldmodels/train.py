@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from worldmodels.autoencoder import to_unit
-from worldmodels.edm import EDMLoss, augment_context
+from worldmodels.edm import EDMLoss, augment_context, drop_context
 from worldmodels.heads import DONE_POS_WEIGHT
 from worldmodels.training_state import EMA, StopFlag, check_finite, load_state, save_state
 from worldmodels.world_model import WorldModel, WorldModelConfig
@@ -114,9 +114,10 @@ class Trainer:
         if self.state_path.exists():
             self._resume()
         elif init is not None:
-            # fine-tuning: the autoencoder and latent statistics stay as they are
-            self.model.load_state_dict(init.state_dict())
-            self.ema.shadow.load_state_dict(init.denoiser.state_dict())
+            # fine-tuning: the autoencoder and latent statistics stay as they are; parts the
+            # config adds (the memory position code) start fresh
+            _load_adding(self.model, init.state_dict())
+            _load_adding(self.ema.shadow, init.denoiser.state_dict())
             self.model.cfg.sigma_data = init.cfg.sigma_data
             self.ae_step, self.keep_latent_stats = cfg.ae_steps, True
 
@@ -238,6 +239,10 @@ class Trainer:
                     g["lr"] = lr
             ctx, acts, target, mem, h = self.batch(self.cfg.batch)
             ctx, aug = augment_context(ctx, self.model.cfg.loss.context_aug_max)
+            p_drop = self.model.cfg.loss.context_drop
+            if p_drop > 0 and mem:
+                drop = (torch.rand(len(ctx), device=ctx.device) < p_drop) & mem["memory_mask"].any(1)
+                ctx, aug = drop_context(ctx, aug, drop)
             loss, _ = loss_fn(den, target, context=ctx, actions=acts, aug=aug, **mem)
             check_finite(loss, "denoiser", self.den_step)
             self.opt_den.zero_grad(set_to_none=True)
@@ -290,6 +295,14 @@ class Trainer:
         final.meta = {**self.meta, "train_minutes": self.seconds / 60, "ae_steps": self.ae_step,
                       "denoiser_steps": self.den_step}
         return final
+
+
+def _load_adding(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load ``state``; only weights of the memory position code may be missing from it."""
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    extra = [k for k in missing if ".memory.pos." not in k]
+    if extra or unexpected:
+        raise ValueError(f"fine-tuning: checkpoint does not fit the model: missing {extra[:5]}, unexpected {unexpected[:5]}")
 
 
 def _cosine(step: int, total: int, warmup: int = 100) -> float:

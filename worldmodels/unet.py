@@ -29,6 +29,7 @@ class DenoiserConfig:
     cond_dim: int = 192
     memory: bool = True                   # build the memory cross-attention
     memory_heads: int = 4
+    memory_pos: bool = True               # 2D position code on queries and memory tokens (spatial copy)
 
 
 class FourierEmbedding(nn.Module):
@@ -62,12 +63,28 @@ class AdaResBlock(nn.Module):
         return self.skip(x) + h
 
 
-class MemoryCrossAttention(nn.Module):
-    """Feature map tokens attend to memory-frame tokens tagged with their relative pose."""
+def sincos_2d(h: int, w: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
+    """Fixed 2D sine-cosine position code ``(h*w, dim)`` (ViT/MAE style): half the channels for rows, half for columns."""
+    q = dim // 4
+    freqs = 1.0 / (100.0 ** (torch.arange(q, device=device, dtype=torch.float32) / max(q, 1)))
+    ys, xs = torch.meshgrid(torch.arange(h, device=device, dtype=torch.float32),
+                            torch.arange(w, device=device, dtype=torch.float32), indexing="ij")
+    parts = [f(c.reshape(-1, 1) * freqs[None]) for c in (ys, xs) for f in (torch.sin, torch.cos)]
+    code = torch.cat(parts, 1)
+    return F.pad(code, (0, dim - code.shape[1]))
 
-    def __init__(self, channels: int, latent_channels: int, heads: int):
+
+class MemoryCrossAttention(nn.Module):
+    """Feature map tokens attend to memory-frame tokens tagged with their relative pose.
+
+    With ``pos=True`` queries and memory tokens share a 2D position code, so a memory frame
+    taken at the target pose can be copied place by place (without it, attention could
+    only match by content, and a revisit's stored frame went unused)."""
+
+    def __init__(self, channels: int, latent_channels: int, heads: int, pos: bool = True):
         super().__init__()
         self.heads = heads
+        self.pos = nn.Linear(channels, channels) if pos else None
         self.mem_in = nn.Sequential(nn.Conv2d(latent_channels, channels, 3, stride=2, padding=1), nn.SiLU(),
                                     nn.Conv2d(channels, channels, 3, padding=1))
         self.pose_mlp = nn.Sequential(nn.Linear(4, channels), nn.SiLU(), nn.Linear(channels, channels))
@@ -83,8 +100,12 @@ class MemoryCrossAttention(nn.Module):
         pose_feat = torch.stack([rel_pose[..., 0], rel_pose[..., 1],
                                  rel_pose[..., 2].cos(), rel_pose[..., 2].sin()], -1)
         tok = tok.flatten(2).transpose(1, 2).reshape(b, m, hh * ww, c) + self.pose_mlp(pose_feat)[:, :, None]
+        hq = self.norm(h).flatten(2).transpose(1, 2)              # (B, hh*ww, c)
+        if self.pos is not None:
+            code = self.pos(sincos_2d(hh, ww, c, h.device).to(h.dtype))
+            tok, hq = tok + code, hq + code
         kv = self.kv(tok.reshape(b, m * hh * ww, c))
-        q = self.q(self.norm(h).flatten(2).transpose(1, 2))       # (B, hh*ww, c)
+        q = self.q(hq)
         k, v = kv.chunk(2, dim=-1)
         split = lambda t: t.reshape(b, -1, self.heads, c // self.heads).transpose(1, 2)
         key_mask = mask[:, :, None].expand(b, m, hh * ww).reshape(b, 1, 1, m * hh * ww)
@@ -113,7 +134,7 @@ class DenoiserUNet(nn.Module):
         self.mid = AdaResBlock(c2, c2, d)
         self.up1, self.up0 = nn.Conv2d(c2, c1, 3, padding=1), nn.Conv2d(c1, c0, 3, padding=1)
         self.dec1, self.dec0 = AdaResBlock(2 * c1, c1, d), AdaResBlock(2 * c0, c0, d)
-        self.memory = MemoryCrossAttention(c1, lc, cfg.memory_heads) if cfg.memory else None
+        self.memory = MemoryCrossAttention(c1, lc, cfg.memory_heads, cfg.memory_pos) if cfg.memory else None
         self.out = nn.Sequential(nn.GroupNorm(8, c0), nn.SiLU(), nn.Conv2d(c0, lc, 3, padding=1))
         nn.init.zeros_(self.out[-1].weight), nn.init.zeros_(self.out[-1].bias)
 
