@@ -38,7 +38,7 @@ def build_model_config(m: DictConfig, source: str, n_actions: int) -> WorldModel
                                 memory_pos=bool(m.memory_pos)),
         heads=HeadsConfig(lc, n_actions),
         loss=EDMLossConfig(float(m.p_mean), float(m.p_std), str(m.loss_weighting), float(m.context_aug_max),
-                           float(m.context_drop)),
+                           float(m.context_drop), float(m.focus_share)),
         sampler=SamplerConfig(str(m.sampler), int(m.sampler_steps)),
         memory_m=int(m.memory_m))
 
@@ -71,6 +71,7 @@ def run_train(dcfg: DictConfig, run: Path) -> dict:
         model_cfg.loss.context_aug_max = float(dcfg.model.context_aug_max)
         model_cfg.loss.weighting = str(dcfg.model.loss_weighting)
         model_cfg.loss.context_drop = float(dcfg.model.context_drop)
+        model_cfg.loss.focus_share = float(dcfg.model.focus_share)
         model_cfg.denoiser.memory_pos = model_cfg.denoiser.memory and bool(dcfg.model.memory_pos)
     else:
         model_cfg = build_model_config(dcfg.model, meta.get("source", "unknown"), int(meta["n_actions"]))

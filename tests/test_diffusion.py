@@ -106,3 +106,21 @@ def test_two_step_heun_jumps_too_far():
     x_T = torch.randn(20000, generator=torch.Generator().manual_seed(1)) * 5.0
     out = get_sampler("heun")(gaussian_denoiser, x_T, get_sigmas_karras(2, 2e-3, 5.0))
     assert out.std() > 2 * S
+
+
+def test_focus_share_trains_that_share_at_the_one_step_level():
+    seen = []
+
+    def denoiser(x, sigma, **_):
+        seen.append(sigma)
+        return x
+
+    x = torch.zeros(4000, 1, 2, 2)
+    EDMLoss(EDMLossConfig(focus_share=0.5), 1.0, focus_sigma=5.0)(denoiser, x, generator=torch.Generator().manual_seed(0))
+    at_focus = (seen[0] == 5.0).float().mean().item()
+    assert 0.45 < at_focus < 0.55
+    seen.clear()
+    EDMLoss(EDMLossConfig(), 1.0, focus_sigma=5.0)(denoiser, x, generator=torch.Generator().manual_seed(0))
+    assert (seen[0] == 5.0).sum().item() == 0
+    with pytest.raises(ValueError, match="focus_share"):
+        EDMLossConfig(focus_share=-0.1)

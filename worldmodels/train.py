@@ -229,7 +229,7 @@ class Trainer:
         self._window_starts = self.train.window_starts(self.model.context + 1)
         den = self.dist.wrap(self.model.denoiser)
         self._heads = self.dist.wrap(self.model.heads)
-        loss_fn = EDMLoss(self.model.cfg.loss, self.model.cfg.sigma_data)
+        loss_fn = EDMLoss(self.model.cfg.loss, self.model.cfg.sigma_data, focus_sigma=self.model.cfg.sampler.sigma_max)
         bar = tqdm(total=self.cfg.denoiser_steps, initial=self.den_step, desc="denoiser", disable=not self.progress)
         while self.den_step < self.cfg.denoiser_steps and not stop.stop:
             t0 = time.perf_counter()
