@@ -35,7 +35,7 @@ def build_model_config(m: DictConfig, source: str, n_actions: int) -> WorldModel
         source=source, n_actions=n_actions,
         autoencoder=AutoencoderConfig(lc, tuple(m.enc_channels), tuple(m.dec_channels)),
         denoiser=DenoiserConfig(lc, int(m.context), n_actions, tuple(m.channels), int(m.cond_dim), bool(m.memory),
-                                memory_pos=bool(m.memory_pos)),
+                                memory_pos=bool(m.memory_pos), memory_stack=bool(m.memory_stack)),
         heads=HeadsConfig(lc, n_actions),
         loss=EDMLossConfig(float(m.p_mean), float(m.p_std), str(m.loss_weighting), float(m.context_aug_max),
                            float(m.context_drop), float(m.focus_share)),
@@ -73,6 +73,7 @@ def run_train(dcfg: DictConfig, run: Path) -> dict:
         model_cfg.loss.context_drop = float(dcfg.model.context_drop)
         model_cfg.loss.focus_share = float(dcfg.model.focus_share)
         model_cfg.denoiser.memory_pos = model_cfg.denoiser.memory and bool(dcfg.model.memory_pos)
+        model_cfg.denoiser.memory_stack = model_cfg.denoiser.memory and bool(dcfg.model.memory_stack)
     else:
         model_cfg = build_model_config(dcfg.model, meta.get("source", "unknown"), int(meta["n_actions"]))
     train_cfg = TrainConfig(**OmegaConf.to_container(dcfg.train), heldout_episodes=int(dcfg.heldout_episodes))

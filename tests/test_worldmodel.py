@@ -145,7 +145,10 @@ def test_fine_tuning_adds_the_memory_position_code_and_keeps_every_other_weight(
     state = tr.model.state_dict()
     assert any(".memory.pos." in k for k in state)
     for k, v in old.state_dict().items():
-        assert torch.equal(state[k], v), k
+        if k.endswith("stem.weight"):   # grown by the stacked memory planes, which start at zero
+            assert torch.equal(state[k][:, : v.shape[1]], v) and not state[k][:, v.shape[1]:].any()
+        else:
+            assert torch.equal(state[k], v), k
     # a checkpoint that lacks other weights is refused by name
     broken = {k: v for k, v in old.state_dict().items() if "heads" not in k}
     with pytest.raises(ValueError, match="does not fit"):
@@ -190,3 +193,33 @@ def test_memory_attention_can_copy_a_stored_view_only_with_the_position_code():
     # the reason for the code: a revisit's stored frame must be copied place by place
     assert _copy_loss(pos=True) < 0.05
     assert _copy_loss(pos=False) > 0.15
+
+
+def test_stacked_memory_is_the_nearest_valid_pose_and_zero_without_memory():
+    from worldmodels.unet import NEAREST_POSE_CHANNELS, nearest_memory
+
+    mem = torch.arange(3.0)[None, :, None, None, None].expand(1, 3, 4, 2, 2).clone()   # frame j is all j
+    rel = torch.tensor([[[0.0, 0.1, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, 0.05]]])
+    planes = nearest_memory(mem, rel, torch.tensor([[False, True, True]]))
+    assert planes.shape == (1, 4 + NEAREST_POSE_CHANNELS, 2, 2)
+    assert (planes[0, :4] == 2).all()                      # the invalid frame 0 is nearer but ignored
+    assert planes[0, 4 + NEAREST_POSE_CHANNELS - 1].eq(1).all()
+    assert not nearest_memory(mem, rel, torch.zeros(1, 3, dtype=torch.bool)).any()
+
+
+def test_fine_tuning_a_model_without_stacked_memory_starts_from_the_same_function(tmp_path, tiny_dataset):
+    old_cfg = tiny_model_config()
+    old_cfg.denoiser.memory_stack = False
+    torch.manual_seed(0)
+    old = WorldModel(old_cfg).eval()
+    with torch.no_grad():
+        for p in old.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    tr = Trainer(tiny_model_config(), TrainConfig(ae_steps=0, denoiser_steps=0), load_arrays(tiny_dataset[0]), None,
+                 tmp_path, progress=False, init=old)
+    new = tr.model.eval()
+    x, ctx = torch.randn(2, 4, 16, 16), torch.randn(2, 2, 4, 16, 16)
+    cond = dict(context=ctx, actions=torch.zeros(2, 2, dtype=torch.long), memory=torch.randn(2, 2, 4, 16, 16),
+                memory_pose=torch.randn(2, 2, 3), memory_mask=torch.ones(2, 2, dtype=torch.bool))
+    with torch.no_grad():
+        torch.testing.assert_close(new.denoiser(x, torch.ones(2), **cond), old.denoiser(x, torch.ones(2), **cond))

@@ -298,7 +298,19 @@ class Trainer:
 
 
 def _load_adding(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Load ``state``; only weights of the memory position code may be missing from it."""
+    """Load ``state`` into a model that may add memory parts: the position code starts fresh and
+    a stem with extra input planes (stacked memory) gets zero weights on them, so the model starts
+    out computing what the checkpoint computed. Anything else missing or misfitting is an error."""
+    own = module.state_dict()
+    state = dict(state)
+    for k, v in state.items():
+        if k.endswith("stem.weight") and k in own and own[k].shape != v.shape:
+            if own[k].shape[0] != v.shape[0] or own[k].shape[1] < v.shape[1] or own[k].shape[2:] != v.shape[2:]:
+                raise ValueError(f"fine-tuning: checkpoint does not fit the model: {k} {tuple(v.shape)} vs "
+                                 f"{tuple(own[k].shape)}")
+            grown = torch.zeros_like(own[k])
+            grown[:, : v.shape[1]] = v
+            state[k] = grown
     missing, unexpected = module.load_state_dict(state, strict=False)
     extra = [k for k in missing if ".memory.pos." not in k]
     if extra or unexpected:

@@ -73,8 +73,8 @@ class WorldModelConfig:
                  "loss": EDMLossConfig, "sampler": SamplerConfig}
         top = {k: v for k, v in d.items() if k not in parts and k in {f.name for f in dataclasses.fields(cls)}}
         if "denoiser" in d:
-            # checkpoints written before the memory position code existed were trained without it
-            d = {**d, "denoiser": {"memory_pos": False, **d["denoiser"]}}
+            # checkpoints written before the memory position code and stacked memory existed have neither
+            d = {**d, "denoiser": {"memory_pos": False, "memory_stack": False, **d["denoiser"]}}
         return cls(**top, **{k: build(dc, d.get(k, {})) for k, dc in parts.items()})
 
 
