@@ -184,8 +184,18 @@ def bench_dream(cfg: DictConfig) -> dict:
             "rss_mb_start": rss0, "rss_mb_end": rss_mb()}
 
 
+def live_tensors() -> int:
+    """Tensors reachable from Python: grows without bound if a step keeps its tensors alive."""
+    import gc
+
+    return sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor))
+
+
 def bench_longrun(cfg: DictConfig) -> dict:
-    """``longrun_steps`` world-steps of the dream with memory: resident memory must stay flat."""
+    """``longrun_steps`` world-steps of the dream with memory: resident memory must stay flat.
+
+    RSS and the live-tensor count are sampled 50 times; a leak shows as a steady slope over the
+    second half, allocator noise as steps that come and go."""
     from tqdm import tqdm
 
     from envs.dream import DreamVectorEnv
@@ -196,15 +206,24 @@ def bench_longrun(cfg: DictConfig) -> dict:
     vec.reset(seed=0)
     rng = np.random.default_rng(0)
     calls = int(cfg.longrun_steps) // n
+    every = max(1, calls // 50)
     samples = []
     for i in tqdm(range(calls), desc="longrun", unit="batch"):
         vec.step(rng.integers(0, 3, n))
-        if i % max(1, calls // 10) == 0 or i == calls - 1:
-            samples.append((i * n, rss_mb()))
-            print(f"world-steps {i * n}: rss {samples[-1][1]:.0f} MB")
-    after_warmup = [r for _, r in samples[1:]] or [samples[0][1]]
-    return {"world_steps": calls * n, "worlds": n, "rss_mb_start": samples[0][1], "rss_mb_end": samples[-1][1],
-            "rss_mb_growth_after_first_tenth": max(after_warmup) - after_warmup[0], "rss_samples": samples}
+        if i % every == 0 or i == calls - 1:
+            samples.append((i * n, rss_mb(), live_tensors()))
+            if len(samples) % 5 == 1 or i == calls - 1:
+                print(f"world-steps {i * n}: rss {samples[-1][1]:.0f} MB, live tensors {samples[-1][2]}")
+    steps = np.array([s[0] for s in samples], float)
+    rss = np.array([s[1] for s in samples])
+    half = steps >= steps[-1] / 2
+    slope = float(np.polyfit(steps[half], rss[half], 1)[0] * 10_000) if half.sum() > 1 else 0.0
+    after = rss[steps >= steps[-1] / 10]
+    return {"world_steps": calls * n, "worlds": n, "rss_mb_start": float(rss[0]), "rss_mb_end": float(rss[-1]),
+            "rss_mb_growth_after_first_tenth": float(after.max() - after[0]),
+            "rss_mb_per_10k_steps_second_half": slope,
+            "live_tensors_start": samples[0][2], "live_tensors_end": samples[-1][2],
+            "rss_samples": [[int(a), float(b), int(c)] for a, b, c in samples]}
 
 
 @hydra.main(config_path="conf", config_name="bench", version_base="1.3")
