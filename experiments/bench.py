@@ -93,6 +93,42 @@ def heldout_memory(model, arr, targets: np.ndarray, rng: np.random.Generator):
     return fn(targets, lat, torch.from_numpy(arr.poses), arr.starts[arr.episode_of(targets)], rng)
 
 
+@torch.no_grad()
+def memory_use_figures(model, arr, targets: np.ndarray, memory) -> dict:
+    """Does the denoiser use its memory? One-step PSNR on the same targets without memory, with
+    the true target stored (slot 0, relative pose 0), and with that memory but the context
+    replaced by noise (announced as dropped): a model that can copy a revisited view scores
+    near ``ae_psnr`` on the last one."""
+    from worldmodels.edm import DROPPED_CONTEXT_AUG
+    from worldmodels.metrics import psnr
+    from worldmodels.sampling import get_sampler, get_sigmas_karras
+
+    if memory is None:
+        return {}
+    k, m, s = model.context, model.cfg.memory_m, model.cfg.sampler
+    sig = get_sigmas_karras(s.steps, s.sigma_min, s.sigma_max, s.rho)
+    win = targets[:, None] - k + np.arange(k)
+    ctx = model.encode(torch.from_numpy(arr.frames[win]))
+    acts = torch.from_numpy(arr.actions[win])
+    true = model.encode(torch.from_numpy(arr.frames[targets]))
+    exact = (torch.zeros(len(targets), m, *true.shape[1:]), torch.zeros(len(targets), m, 3),
+             torch.zeros(len(targets), m, dtype=torch.bool))
+    exact[0][:, 0], exact[2][:, 0] = true, True
+
+    def gen(context, aug, mem) -> float:
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(true.shape, generator=g) * sig[0]
+        cond = {} if mem is None else {"memory": mem[0], "memory_pose": mem[1], "memory_mask": mem[2]}
+        z = get_sampler(s.name)(model.denoiser, x, sig, context=context, actions=acts, aug=aug, **cond)
+        return psnr(model.decode(z).numpy(), arr.frames[targets])
+
+    zero, drop = torch.zeros(len(targets)), torch.full((len(targets),), DROPPED_CONTEXT_AUG)
+    noise = torch.randn(ctx.shape, generator=torch.Generator().manual_seed(1))
+    return {"onestep_psnr_no_memory": gen(ctx, zero, None), "onestep_psnr_retrieved_memory": gen(ctx, zero, memory),
+            "onestep_psnr_exact_memory": gen(ctx, zero, exact),
+            "exact_memory_no_context_psnr": gen(noise, drop, exact)}
+
+
 def onestep_on_heldout(model, heldout: str, samples: int, seed: int = 0) -> dict:
     """One-step figures on ``samples`` random targets of the held-out dataset."""
     from envs.dataset import load_arrays
@@ -118,6 +154,7 @@ def bench_worldmodel(cfg: DictConfig, model) -> dict:
     memory = heldout_memory(model, arr, targets, rng)
     out.update(onestep_figures(model, arr.frames, arr.actions, targets, memory=memory))
     out["onestep_gain_over_copy"] = out["onestep_psnr"] - out["copy_psnr"]
+    out.update(memory_use_figures(model, arr, targets[:256], None if memory is None else tuple(x[:256] for x in memory)))
     long_windows = arr.window_starts(k + 16)
     r_starts = rng.choice(long_windows, min(cfg.rollout_starts, len(long_windows)), replace=False)
     out.update(rollout_figures(model, arr.frames, arr.actions, arr.poses, r_starts))
@@ -184,6 +221,18 @@ def bench_dream(cfg: DictConfig) -> dict:
             "rss_mb_start": rss0, "rss_mb_end": rss_mb()}
 
 
+def trimmed_rss_mb() -> float:
+    """RSS after handing freed heap pages back to the OS (glibc ``malloc_trim``): what is really in use,
+    without the allocator's cache of freed blocks, which comes and goes with fragmentation."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    return rss_mb()
+
+
 def live_tensors() -> int:
     """Tensors reachable from Python: grows without bound if a step keeps its tensors alive."""
     import gc
@@ -211,19 +260,22 @@ def bench_longrun(cfg: DictConfig) -> dict:
     for i in tqdm(range(calls), desc="longrun", unit="batch"):
         vec.step(rng.integers(0, 3, n))
         if i % every == 0 or i == calls - 1:
-            samples.append((i * n, rss_mb(), live_tensors()))
+            samples.append((i * n, rss_mb(), trimmed_rss_mb(), live_tensors()))
             if len(samples) % 5 == 1 or i == calls - 1:
-                print(f"world-steps {i * n}: rss {samples[-1][1]:.0f} MB, live tensors {samples[-1][2]}")
+                print(f"world-steps {i * n}: rss {samples[-1][1]:.0f} MB ({samples[-1][2]:.0f} MB trimmed), "
+                      f"live tensors {samples[-1][3]}")
     steps = np.array([s[0] for s in samples], float)
-    rss = np.array([s[1] for s in samples])
+    rss, trimmed = np.array([s[1] for s in samples]), np.array([s[2] for s in samples])
     half = steps >= steps[-1] / 2
-    slope = float(np.polyfit(steps[half], rss[half], 1)[0] * 10_000) if half.sum() > 1 else 0.0
-    after = rss[steps >= steps[-1] / 10]
+    slope = float(np.polyfit(steps[half], trimmed[half], 1)[0] * 10_000) if half.sum() > 1 else 0.0
+    after = trimmed[steps >= steps[-1] / 10]
     return {"world_steps": calls * n, "worlds": n, "rss_mb_start": float(rss[0]), "rss_mb_end": float(rss[-1]),
-            "rss_mb_growth_after_first_tenth": float(after.max() - after[0]),
-            "rss_mb_per_10k_steps_second_half": slope,
-            "live_tensors_start": samples[0][2], "live_tensors_end": samples[-1][2],
-            "rss_samples": [[int(a), float(b), int(c)] for a, b, c in samples]}
+            "trimmed_rss_mb_start": float(trimmed[0]), "trimmed_rss_mb_end": float(trimmed[-1]),
+            "trimmed_rss_mb_growth_after_first_tenth": float(after.max() - after[0]),
+            "trimmed_rss_mb_per_10k_steps_second_half": slope,
+            "live_tensors_start": samples[0][3], "live_tensors_end": samples[-1][3],
+            "samples": [[int(a), float(b), float(c), int(d)] for a, b, c, d in samples],
+            "sample_columns": ["world_steps", "rss_mb", "trimmed_rss_mb", "live_tensors"]}
 
 
 @hydra.main(config_path="conf", config_name="bench", version_base="1.3")

@@ -65,7 +65,8 @@ def test_train_worldmodel_then_bench_and_revisit(tmp_path, tiny_dataset):
              "seconds=0.05", "threads=1", root, cwd=tmp_path)
     res = results_of(tmp_path, "bench-worldmodel")
     for key in ("ae_psnr", "onestep_psnr", "copy_psnr", "rollout_psnr_h16", "pose_err_h16", "sampler_table",
-                "gflop_per_frame", "frames_per_s_b32", "ceiling_gflops"):
+                "gflop_per_frame", "frames_per_s_b32", "ceiling_gflops", "onestep_psnr_exact_memory",
+                "exact_memory_no_context_psnr"):
         assert key in res
     memworld("bench", "target=dream", f"checkpoint={ck}", "worlds=[1,2]", "seconds=0.05", "threads=1", root,
              cwd=tmp_path)
@@ -74,7 +75,8 @@ def test_train_worldmodel_then_bench_and_revisit(tmp_path, tiny_dataset):
     memworld("bench", "target=longrun", f"checkpoint={ck}", "longrun_steps=200", "longrun_worlds=4",
              "longrun_episode_steps=30", "threads=1", root, cwd=tmp_path)
     res = results_of(tmp_path, "bench-longrun")
-    assert res["world_steps"] == 200 and res["rss_mb_end"] > 0
+    assert res["world_steps"] == 200 and res["rss_mb_end"] > 0 and res["trimmed_rss_mb_end"] > 0
+    assert res["live_tensors_end"] > 0
     memworld("eval-revisit", f"checkpoint={ck}", "kinds=[turn_around,loop]", "seeds_per_kind=1", "length=10",
              f"heldout={ds}", "onestep_samples=8", "threads=1", root, cwd=tmp_path)
     run = sorted(tmp_path.glob("eval-revisit-*"))[-1]
