@@ -114,8 +114,8 @@ class Trainer:
         if self.state_path.exists():
             self._resume()
         elif init is not None:
-            # fine-tuning: the autoencoder and latent statistics stay as they are; parts the
-            # config adds (the memory position code) start fresh
+            # fine-tuning: the autoencoder and latent statistics stay as they are; memory parts
+            # the config adds (position code, stacked-memory planes) start fresh
             _load_adding(self.model, init.state_dict())
             _load_adding(self.ema.shadow, init.denoiser.state_dict())
             self.model.cfg.sigma_data = init.cfg.sigma_data

@@ -5,7 +5,8 @@ context latents ``(B, K, C, H, W)`` stacked on channels, context actions ``(B, K
 embedded into adaptive group norm with the noise level and the context-augmentation
 level ``(B,)``, and optional memory latents ``(B, M, C, H, W)`` with poses relative to
 the target pose ``(B, M, 3)`` and a validity mask ``(B, M)``, read by cross-attention at
-the middle resolution. With ``M = 0`` (or an all-false mask) it is a plain next-frame model.
+the middle resolution; the memory frame nearest the target pose is also stacked on the
+input planes. With ``M = 0`` (or an all-false mask) it is a plain next-frame model.
 """
 
 from __future__ import annotations
