@@ -236,8 +236,11 @@ def trimmed_rss_mb() -> float:
 def live_tensors() -> int:
     """Tensors reachable from Python: grows without bound if a step keeps its tensors alive."""
     import gc
+    import warnings
 
-    return sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor))
+    with warnings.catch_warnings():   # isinstance on torch's deprecated module aliases warns
+        warnings.simplefilter("ignore", FutureWarning)
+        return sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor))
 
 
 def bench_longrun(cfg: DictConfig) -> dict:
