@@ -70,18 +70,40 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def stage(run: Path, name: str, fn: Callable[[], dict]) -> dict:
-    """Run ``fn`` unless its result is cached; cache it atomically."""
+def stage(run: Path, name: str, fn: Callable[[], dict], key: str = "") -> dict:
+    """Run ``fn`` unless its result is cached under the same ``key``; cache it atomically.
+
+    ``key`` fingerprints what the stage depends on (checkpoint bytes, demo config), so a
+    demo rerun after the checkpoint or the config changed recomputes instead of reusing."""
     path = run / "stages" / f"{name}.json"
     if path.is_file():
-        print(f"[demo] {name}: reusing {path}")
-        return json.loads(path.read_text())
+        cached = json.loads(path.read_text())
+        if cached.get("stage_key", "") == key:
+            print(f"[demo] {name}: reusing {path}")
+            return cached
+        print(f"[demo] {name}: cached result is for another checkpoint or config; running it again")
     t0 = time.perf_counter()
     print(f"[demo] {name} ...")
     res = fn()
     res["stage_seconds"] = time.perf_counter() - t0
+    res["stage_key"] = key
     atomic_write_bytes(path, json.dumps(res, indent=2, default=_plain).encode())
     return res
+
+
+def fingerprint(cfg: DictConfig, checkpoint: str | None) -> str:
+    """sha256 of the demo config (without keys that do not change results) and the checkpoint's bytes."""
+    import hashlib
+
+    h = hashlib.sha256()
+    keep = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items()
+            if k not in ("fresh", "progress", "runs_root", "run_name", "threads")}
+    h.update(json.dumps(keep, sort_keys=True, default=str).encode())
+    if checkpoint is not None and Path(checkpoint).is_file():
+        with open(checkpoint, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
 
 
 def _plain(x: Any) -> Any:
@@ -99,7 +121,7 @@ def run_demo(cfg: DictConfig, run: Path) -> dict:
 
     checkpoint = cfg.checkpoint
     if cfg.retrain:
-        checkpoint = stage(run, "retrain", lambda: retrain(cfg, run))["checkpoint"]
+        checkpoint = stage(run, "retrain", lambda: retrain(cfg, run), fingerprint(cfg, None))["checkpoint"]
     if checkpoint is None:
         from envs.dream_core import default_checkpoint
         checkpoint = str(default_checkpoint(cfg.source))
@@ -142,8 +164,9 @@ def run_demo(cfg: DictConfig, run: Path) -> dict:
 
     results = {"checkpoint": checkpoint}
     fns = {"collect": collect, "worldmodel": worldmodel, "revisit": revisit, "agent": agent, "throughput": throughput}
+    key = fingerprint(cfg, checkpoint)
     for name in STAGES:
-        results[name] = stage(run, name, fns[name])
+        results[name] = stage(run, name, fns[name], key)
     return results
 
 

@@ -198,3 +198,21 @@ def test_ddp_under_torchrun(tmp_path, tiny_dataset):
     p = subprocess.run(cmd, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     assert p.stdout.count("results: ") == 1 and (tmp_path / "ddp" / "world_model.safetensors").is_file()
+
+
+def test_demo_stages_are_reused_only_for_the_same_checkpoint_and_config(tmp_path):
+    from omegaconf import OmegaConf
+
+    from experiments.demo import fingerprint, stage
+
+    ck = tmp_path / "a.safetensors"
+    ck.write_bytes(b"weights one")
+    cfg = OmegaConf.create({"collect_episodes": 2, "progress": True})
+    calls = []
+    run = lambda key: stage(tmp_path, "collect", lambda: calls.append(key) or {"n": len(calls)}, key)
+    key = fingerprint(cfg, str(ck))
+    assert run(key)["n"] == 1 and run(key)["n"] == 1 and len(calls) == 1
+    assert fingerprint(OmegaConf.create({"collect_episodes": 2, "progress": False}), str(ck)) == key
+    ck.write_bytes(b"weights two")                       # a new checkpoint: the cached stage is stale
+    assert run(fingerprint(cfg, str(ck)))["n"] == 2
+    assert run(fingerprint(OmegaConf.create({"collect_episodes": 3}), str(ck)))["n"] == 3
