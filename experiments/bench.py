@@ -101,12 +101,10 @@ def memory_use_figures(model, arr, targets: np.ndarray, memory) -> dict:
     near ``ae_psnr`` on the last one."""
     from worldmodels.edm import DROPPED_CONTEXT_AUG
     from worldmodels.metrics import psnr
-    from worldmodels.sampling import get_sampler, get_sigmas_karras
 
     if memory is None:
         return {}
-    k, m, s = model.context, model.cfg.memory_m, model.cfg.sampler
-    sig = get_sigmas_karras(s.steps, s.sigma_min, s.sigma_max, s.rho)
+    k, m = model.context, model.cfg.memory_m
     win = targets[:, None] - k + np.arange(k)
     ctx = model.encode(torch.from_numpy(arr.frames[win]))
     acts = torch.from_numpy(arr.actions[win])
@@ -116,16 +114,14 @@ def memory_use_figures(model, arr, targets: np.ndarray, memory) -> dict:
     exact[0][:, 0], exact[2][:, 0] = true, True
 
     def gen(context, aug, mem) -> float:
-        g = torch.Generator().manual_seed(0)
-        x = torch.randn(true.shape, generator=g) * sig[0]
         cond = {} if mem is None else {"memory": mem[0], "memory_pose": mem[1], "memory_mask": mem[2]}
-        z = get_sampler(s.name)(model.denoiser, x, sig, context=context, actions=acts, aug=aug, **cond)
+        z = model.sample_next(context, acts, aug=aug, generator=torch.Generator().manual_seed(0), **cond)
         return psnr(model.decode(z).numpy(), arr.frames[targets])
 
-    zero, drop = torch.zeros(len(targets)), torch.full((len(targets),), DROPPED_CONTEXT_AUG)
+    drop = torch.full((len(targets),), DROPPED_CONTEXT_AUG)
     noise = torch.randn(ctx.shape, generator=torch.Generator().manual_seed(1))
-    return {"onestep_psnr_no_memory": gen(ctx, zero, None), "onestep_psnr_retrieved_memory": gen(ctx, zero, memory),
-            "onestep_psnr_exact_memory": gen(ctx, zero, exact),
+    return {"onestep_psnr_no_memory": gen(ctx, None, None), "onestep_psnr_retrieved_memory": gen(ctx, None, memory),
+            "onestep_psnr_exact_memory": gen(ctx, None, exact),
             "exact_memory_no_context_psnr": gen(noise, drop, exact)}
 
 
@@ -238,6 +234,7 @@ def live_tensors() -> int:
     import gc
     import warnings
 
+    gc.collect()
     with warnings.catch_warnings():   # isinstance on torch's deprecated module aliases warns
         warnings.simplefilter("ignore", FutureWarning)
         return sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor))

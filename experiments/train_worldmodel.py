@@ -63,19 +63,16 @@ def log_rollout_video(writer, model, arrays, step: int, horizon: int = 16, n: in
 def run_train(dcfg: DictConfig, run: Path) -> dict:
     meta = read_metadata(dcfg.dataset)
     init = None
+    model_cfg = build_model_config(dcfg.model, meta.get("source", "unknown"), int(meta["n_actions"]))
     if dcfg.init:
-        # fine-tune: architecture from the checkpoint, autoencoder frozen; loss and augmentation from this config
+        # fine-tune: architecture from the checkpoint, autoencoder frozen; the loss and the memory parts
+        # a fine-tune may add (position code, stacked memory) from this config
         from worldmodels.world_model import WorldModel
         init = WorldModel.load(dcfg.init, source=meta.get("source"))
-        model_cfg = init.cfg
-        model_cfg.loss.context_aug_max = float(dcfg.model.context_aug_max)
-        model_cfg.loss.weighting = str(dcfg.model.loss_weighting)
-        model_cfg.loss.context_drop = float(dcfg.model.context_drop)
-        model_cfg.loss.focus_share = float(dcfg.model.focus_share)
-        model_cfg.denoiser.memory_pos = model_cfg.denoiser.memory and bool(dcfg.model.memory_pos)
-        model_cfg.denoiser.memory_stack = model_cfg.denoiser.memory and bool(dcfg.model.memory_stack)
-    else:
-        model_cfg = build_model_config(dcfg.model, meta.get("source", "unknown"), int(meta["n_actions"]))
+        wanted, model_cfg = model_cfg, init.cfg
+        model_cfg.loss = wanted.loss
+        model_cfg.denoiser.memory_pos = model_cfg.denoiser.memory and wanted.denoiser.memory_pos
+        model_cfg.denoiser.memory_stack = model_cfg.denoiser.memory and wanted.denoiser.memory_stack
     train_cfg = TrainConfig(**OmegaConf.to_container(dcfg.train), heldout_episodes=int(dcfg.heldout_episodes))
     if init is not None:
         train_cfg.ae_steps = 0

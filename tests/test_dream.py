@@ -5,7 +5,6 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
@@ -148,9 +147,8 @@ def test_long_run_memory_is_bounded(tiny_checkpoint):
 
 
 def _count_tensors() -> int:
-    import gc
-    gc.collect()
-    return sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor))
+    from experiments.bench import live_tensors
+    return live_tensors()
 
 
 def test_recorded_dream_replays_bit_exactly(tiny_checkpoint, tmp_path):

@@ -120,13 +120,15 @@ class WorldModel(nn.Module):
     @torch.no_grad()
     def sample_next(self, context: torch.Tensor, actions: torch.Tensor, memory: torch.Tensor | None = None,
                     memory_pose: torch.Tensor | None = None, memory_mask: torch.Tensor | None = None,
-                    sampler: SamplerConfig | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Next latent ``(B, C, H, W)`` from ``context (B, K, C, H, W)`` and ``actions (B, K)``."""
+                    sampler: SamplerConfig | None = None, generator: torch.Generator | None = None,
+                    aug: torch.Tensor | None = None) -> torch.Tensor:
+        """Next latent ``(B, C, H, W)`` from ``context (B, K, C, H, W)`` and ``actions (B, K)``;
+        ``aug (B,)``: the context's announced augmentation level (0 when clean)."""
         s = sampler or self.cfg.sampler
         b, k, c, h, w = context.shape
         sigmas = get_sigmas_karras(s.steps, s.sigma_min, s.sigma_max, s.rho, device=context.device)
         x = torch.randn((b, c, h, w), generator=generator, device=context.device) * sigmas[0]
-        return get_sampler(s.name)(self.denoiser, x, sigmas, context=context, actions=actions,
+        return get_sampler(s.name)(self.denoiser, x, sigmas, context=context, actions=actions, aug=aug,
                                    memory=memory, memory_pose=memory_pose, memory_mask=memory_mask)
 
     @torch.no_grad()
