@@ -166,7 +166,9 @@ def bench_worldmodel(cfg: DictConfig, model) -> dict:
                                         "frames_per_s": len(sub) / (time.perf_counter() - t0)}
     out["sampler_table"] = table
     out.update(_throughput(cfg, model))
-    out["train_minutes"] = model.meta.get("train_minutes")
+    out["train_minutes"] = model.meta.get("train_minutes")  # this checkpoint's own run
+    # with every run it was fine-tuned from (older checkpoints only know their own run)
+    out["train_minutes_total"] = model.meta.get("train_minutes_total", model.meta.get("train_minutes"))
     return out
 
 

@@ -104,7 +104,8 @@ def run_train(dcfg: DictConfig, run: Path) -> dict:
         if trainer.dist.main:
             log_rollout_video(writer, model, heldout if heldout is not None else train, trainer.den_step)
         writer.close()
-    return {"checkpoint": str(out), "train_minutes": trainer.seconds / 60, "ae_steps": trainer.ae_step,
+    return {"checkpoint": str(out), "train_minutes": trainer.seconds / 60,
+            "train_minutes_total": model.meta["train_minutes_total"], "ae_steps": trainer.ae_step,
             "denoiser_steps": trainer.den_step, "sigma_data": model.cfg.sigma_data}
 
 

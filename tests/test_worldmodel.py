@@ -119,6 +119,34 @@ def test_negative_sizes_are_refused():
         TrainConfig(ae_steps=-1)
     with pytest.raises(ValueError, match="batch must be >= 1"):
         TrainConfig(batch=0)
+    with pytest.raises(ValueError, match="precision must be"):
+        TrainConfig(precision="fp16")
+
+
+def test_bf16_training_learns_and_keeps_fp32_weights(tmp_path, tiny_dataset):
+    arrays = load_arrays(tiny_dataset[0])
+    tr = _trainer(arrays, tmp_path, ae_steps=40, denoiser_steps=10, precision="bf16")
+    x = torch.from_numpy(arrays.frames[:32])
+
+    def ae_mse():
+        from worldmodels.autoencoder import to_unit
+        with torch.no_grad():
+            return torch.nn.functional.mse_loss(tr.model.autoencoder(to_unit(x))[0], to_unit(x)).item()
+
+    before = ae_mse()
+    model = tr.fit()
+    assert ae_mse() < before * 0.7
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert tr.latents.dtype == torch.float32 and model.meta["train_minutes"] > 0
+
+
+def test_a_fine_tune_counts_the_minutes_of_the_checkpoint_it_starts_from(tmp_path, tiny_dataset):
+    old = WorldModel(tiny_model_config())
+    old.meta = {"train_minutes": 3.0, "train_minutes_total": 7.5}
+    tr = Trainer(tiny_model_config(), TrainConfig(ae_steps=0, denoiser_steps=2, batch=4), load_arrays(tiny_dataset[0]),
+                 None, tmp_path, progress=False, init=old)
+    meta = tr.fit().meta
+    assert meta["train_minutes_total"] == pytest.approx(7.5 + meta["train_minutes"])
 
 
 def test_checkpoints_from_before_the_memory_position_code_still_load(tmp_path):

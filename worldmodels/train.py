@@ -50,8 +50,11 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int = 0          # 0: torch's default
+    precision: str = "fp32"   # fp32 | bf16 (autocast forward passes; weights, optimiser and EMA stay fp32) | auto
 
     def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16", "auto"):
+            raise ValueError(f"precision must be fp32, bf16 or auto, got {self.precision!r}")
         for k in ("ae_steps", "denoiser_steps"):
             if getattr(self, k) < 0:
                 raise ValueError(f"{k} must be >= 0, got {getattr(self, k)}")
@@ -64,6 +67,21 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether ``device`` runs bfloat16 convolutions and matmuls natively (CUDA, or a CPU with AVX512-BF16/AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
+
+
+def autocast_for(precision: str, device: torch.device):
+    """Autocast context for ``precision`` (``auto``: bf16 where the device runs it natively, else fp32)."""
+    on = precision == "bf16" or (precision == "auto" and bf16_supported(device))
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=on)
 
 
 class DistInfo:
@@ -111,6 +129,9 @@ class Trainer:
         self.seconds = 0.0
         self.state_path = self.run / "train_state.pt"
         self.keep_latent_stats = False
+        # a fine-tune's cost includes that of the checkpoint it starts from
+        self.init_minutes = float(init.meta.get("train_minutes_total", init.meta.get("train_minutes", 0.0))) \
+            if init is not None else 0.0
         if self.state_path.exists():
             self._resume()
         elif init is not None:
@@ -145,6 +166,9 @@ class Trainer:
         self.rng = np.random.default_rng([self.cfg.seed, self.ae_step, self.den_step])
         print(f"resumed from {self.state_path}: autoencoder step {self.ae_step}, denoiser step {self.den_step}")
 
+    def _autocast(self):
+        return autocast_for(self.cfg.precision, self.device)
+
     def _log(self, tag: str, value: float, step: int) -> None:
         if self.writer is not None and self.dist.main:
             self.writer.add_scalar(tag, value, step)
@@ -161,7 +185,9 @@ class Trainer:
                 g["lr"] = lr
             idx = self.rng.integers(0, len(frames), self.cfg.ae_batch)
             x = to_unit(torch.from_numpy(frames[idx]).to(self.device))
-            rec, z = ae(x)
+            with self._autocast():
+                rec, z = ae(x)
+            rec, z = rec.float(), z.float()
             loss = F.mse_loss(rec, x) + 1e-4 * z.pow(2).mean()
             check_finite(loss, "autoencoder", self.ae_step)
             self.opt_ae.zero_grad(set_to_none=True)
@@ -184,11 +210,15 @@ class Trainer:
     @torch.no_grad()
     def encode_dataset(self) -> None:
         """Encode every training frame once (the denoiser never runs the encoder) and set the statistics."""
+        t0 = time.perf_counter()
         ae = self.model.autoencoder.eval()
         out = []
         for i in tqdm(range(0, len(self.train.frames), 512), desc="encode", disable=not self.progress):
-            out.append(ae.encode(to_unit(torch.from_numpy(self.train.frames[i:i + 512]).to(self.device))))
+            with self._autocast():
+                out.append(ae.encode(to_unit(torch.from_numpy(self.train.frames[i:i + 512]).to(self.device))).float())
         z = torch.cat(out)
+        if self.den_step == 0:  # encoding is part of training's cost; a resume re-encodes but was paid once
+            self.seconds += time.perf_counter() - t0
         if self.den_step == 0 and not self.keep_latent_stats:
             self.model.latent_mean.copy_(z.mean(dim=(0, 2, 3)))
             self.model.latent_std.copy_(z.std(dim=(0, 2, 3)))
@@ -243,7 +273,9 @@ class Trainer:
             if p_drop > 0 and mem:
                 drop = (torch.rand(len(ctx), device=ctx.device) < p_drop) & mem["memory_mask"].any(1)
                 ctx, aug = drop_context(ctx, aug, drop)
-            loss, _ = loss_fn(den, target, context=ctx, actions=acts, aug=aug, **mem)
+            with self._autocast():
+                loss, _ = loss_fn(den, target, context=ctx, actions=acts, aug=aug, **mem)
+            loss = loss.float()
             check_finite(loss, "denoiser", self.den_step)
             self.opt_den.zero_grad(set_to_none=True)
             loss.backward()
@@ -292,8 +324,9 @@ class Trainer:
 
         final = copy.deepcopy(self.model).eval()
         final.denoiser.load_state_dict(self.ema.shadow.state_dict())
-        final.meta = {**self.meta, "train_minutes": self.seconds / 60, "ae_steps": self.ae_step,
-                      "denoiser_steps": self.den_step}
+        final.meta = {**self.meta, "train_minutes": self.seconds / 60,
+                      "train_minutes_total": self.init_minutes + self.seconds / 60,
+                      "ae_steps": self.ae_step, "denoiser_steps": self.den_step}
         return final
 
 
