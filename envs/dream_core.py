@@ -80,6 +80,8 @@ class DreamCore:
             self.model.autoencoder.decoder = torch.compile(self.model.autoencoder.decoder, dynamic=False)
         self.starts = starts if starts is not None else StartSegments.load(
             Path(cfg.starts) if cfg.starts else StartSegments.path_beside(ckpt))
+        if cfg.task.start_region is not None:
+            self.starts = self.starts.within(cfg.task.start_region)
         s = self.model.cfg.sampler
         self.sampler = SamplerConfig(cfg.sampler or s.name, cfg.sampler_steps or s.steps,
                                      s.sigma_min, s.sigma_max, s.rho)

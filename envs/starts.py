@@ -58,6 +58,15 @@ class StartSegments:
         except Exception as exc:
             raise ValueError(f"start segments {path} are corrupt: {exc}") from exc
 
+    def within(self, region: tuple[float, float, float, float]) -> StartSegments:
+        """The segments whose last pose (where the dream starts) lies inside ``region`` (x0, x1, y0, y1)."""
+        from envs.tasks import in_region
+
+        keep = in_region(self.poses[:, -1], region)
+        if not keep.any():
+            raise ValueError(f"none of the {len(self.frames)} start segments starts inside {tuple(region)}")
+        return StartSegments(self.frames[keep], self.actions[keep], self.poses[keep])
+
     def pick(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         i = int(rng.integers(0, len(self.frames)))
         return {"frames": self.frames[i], "actions": self.actions[i], "poses": self.poses[i]}

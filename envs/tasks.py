@@ -6,6 +6,10 @@
   potential-based shaping ``shaping * (d_prev - d)`` on the distance to the goal (Ng et al. 1999:
   it leaves the optimal policy unchanged).
 - ``homing``: go at least ``leave`` away from the start, then come back within ``radius``.
+
+Any task may set ``start_region`` ``(x0, x1, y0, y1)``: episodes then start only at poses inside
+it, in the real env (resets are redrawn until the start lies inside) and in the dream (start
+segments whose last pose lies inside), e.g. the red box's room for ``reach``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import gymnasium as gym
+import numpy as np
 import torch
 
 DEFAULT_GOALS = {"miniworld": (5.0, -5.0), "minigrid": (17.0, 17.0), "vizdoom": (0.0, 0.0)}
@@ -25,12 +30,23 @@ class TaskConfig:
     radius: float = 1.5
     leave: float = 3.0
     shaping: float = 0.0                       # reach: weight of the distance-progress shaping
+    start_region: tuple[float, float, float, float] | None = None   # (x0, x1, y0, y1); None: anywhere
 
     def __post_init__(self) -> None:
         if self.name not in TASKS:
             raise ValueError(f"unknown task {self.name!r}; choose one of {sorted(TASKS)}")
         if self.radius <= 0 or self.leave <= 0:
             raise ValueError(f"task radius and leave must be > 0, got {self.radius} and {self.leave}")
+        if self.start_region is not None:
+            r = tuple(float(v) for v in self.start_region)
+            if len(r) != 4 or not (r[0] < r[1] and r[2] < r[3]):
+                raise ValueError(f"start_region must be (x0, x1, y0, y1) with x0 < x1 and y0 < y1, got {self.start_region}")
+            self.start_region = r
+
+
+def in_region(xy, region: tuple[float, float, float, float]):
+    """Whether points ``xy (..., 2)`` lie inside ``region`` (x0, x1, y0, y1); numpy or torch."""
+    return (xy[..., 0] > region[0]) & (xy[..., 0] < region[1]) & (xy[..., 1] > region[2]) & (xy[..., 1] < region[3])
 
 
 class Task:
@@ -72,8 +88,14 @@ class Task:
 TASKS = {"learned", "reach", "homing"}
 
 
+MAX_START_DRAWS = 1000
+
+
 class RealTaskWrapper(gym.Wrapper):
-    """Apply a pose-defined task to a real source env (``learned`` keeps the source's reward)."""
+    """Apply a pose-defined task to a real source env (``learned`` keeps the source's reward).
+
+    With a ``start_region`` the env is reset again (its own random stream continues, so a seed still
+    fixes the episode) until the start pose lies inside the region."""
 
     def __init__(self, env: gym.Env, cfg: TaskConfig, source: str):
         super().__init__(env)
@@ -82,6 +104,15 @@ class RealTaskWrapper(gym.Wrapper):
 
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
+        region = self.task.cfg.start_region
+        if region is not None:
+            kwargs.pop("seed", None)
+            for _ in range(MAX_START_DRAWS):
+                if in_region(np.asarray(info["pose"]), region):
+                    break
+                obs, info = self.env.reset(**kwargs)
+            else:
+                raise RuntimeError(f"no start inside start_region {region} in {MAX_START_DRAWS} resets")
         self.t = 0
         self.task.reset(torch.ones(1, dtype=torch.bool), torch.as_tensor(info["pose"])[None])
         return obs, info

@@ -184,3 +184,28 @@ def test_agent_training_resumes(tiny_checkpoint, tmp_path):
     cfg.total_timesteps = 128
     model2, _ = train(cfg, tmp_path, "dream", progress=False)
     assert model2.num_timesteps == 128
+
+
+def test_start_region_limits_dream_and_real_starts(tiny_checkpoint):
+    from envs.starts import StartSegments
+    from envs.tasks import RealTaskWrapper, TaskConfig, in_region
+    from envs.sources import make_source
+
+    starts = StartSegments.load(StartSegments.path_beside(tiny_checkpoint))
+    x, y, _ = starts.poses[0, -1]
+    region = (float(x) - 0.01, float(x) + 0.01, float(y) - 0.01, float(y) + 0.01)
+    vec = DreamVectorEnv(num_envs=3, checkpoint=str(tiny_checkpoint), task={"name": "reach", "start_region": region})
+    _, info = vec.reset(seed=5)
+    assert in_region(np.asarray(info["pose"])[:, :2], region).all()
+    with pytest.raises(ValueError, match="start segments starts inside"):
+        DreamEnv(checkpoint=str(tiny_checkpoint), task={"name": "reach", "start_region": (50, 51, 50, 51)})
+    with pytest.raises(ValueError, match="start_region must be"):
+        TaskConfig("reach", start_region=(1, 0, 0, 1))
+
+    room = (1.0, 7.0, -7.0, -1.0)   # the red box's room
+    env = RealTaskWrapper(make_source("miniworld", max_episode_steps=20), TaskConfig("reach", start_region=room),
+                          "miniworld")
+    poses = [env.reset(seed=s)[1]["pose"] for s in range(6)]
+    assert all(in_region(p, room) for p in poses)
+    np.testing.assert_array_equal(env.reset(seed=3)[1]["pose"], poses[3])
+    env.close()
