@@ -39,8 +39,10 @@ def evaluate_real(policy, source: str, task: TaskConfig, episodes: int, seed: in
         obs, info = env.reset(seed=seed + i)
         frames, poses, acts, rews, terms, truncs = [obs], [info["pose"]], [], [], [], []
         done, success = False, False
+        state, first = None, np.ones(1, dtype=bool)   # a recurrent policy's memory starts fresh each episode
         while not done:
-            a, _ = policy.predict(obs, deterministic=deterministic)
+            a, state = policy.predict(obs, state=state, episode_start=first, deterministic=deterministic)
+            first = np.zeros(1, dtype=bool)
             obs, r, term, trunc, info = env.step(int(a))
             frames.append(obs), poses.append(info["pose"]), acts.append(int(a))
             rews.append(r), terms.append(term), truncs.append(trunc)

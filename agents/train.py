@@ -8,6 +8,7 @@ from typing import Any
 
 import os
 
+from sb3_contrib import RecurrentPPO
 from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
@@ -18,7 +19,9 @@ from agents.callbacks import DreamStatsCallback, RealEvalCallback
 from envs.sb3 import DreamSB3VecEnv
 from envs.tasks import TaskConfig
 
-ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
+ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN, "recurrent_ppo": RecurrentPPO}
+# a recurrent policy keeps an LSTM state across steps: the agent's own memory (homing needs one)
+POLICIES = {"recurrent_ppo": "CnnLstmPolicy"}
 
 
 @dataclass
@@ -56,7 +59,7 @@ class AgentConfig:
 def make_agent(cfg: AgentConfig, venv, tb_dir: Path | None) -> BaseAlgorithm:
     algo = ALGOS[cfg.algo]
     hp = dict(cfg.hyperparams)
-    model = algo("CnnPolicy", venv, seed=cfg.seed, verbose=0, **hp)
+    model = algo(POLICIES.get(cfg.algo, "CnnPolicy"), venv, seed=cfg.seed, verbose=0, **hp)
     formats = ["csv"] + (["tensorboard"] if tb_dir is not None else [])
     model.set_logger(configure(str(tb_dir) if tb_dir else None, formats))
     return model

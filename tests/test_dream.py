@@ -209,3 +209,27 @@ def test_start_region_limits_dream_and_real_starts(tiny_checkpoint):
     assert all(in_region(p, room) for p in poses)
     np.testing.assert_array_equal(env.reset(seed=3)[1]["pose"], poses[3])
     env.close()
+
+
+def test_recurrent_policy_trains_in_the_dream_and_keeps_its_state_in_the_real_env(tiny_checkpoint, tmp_path):
+    from agents.evaluate import evaluate_real
+    from agents.train import AgentConfig, train
+    from envs.tasks import TaskConfig
+
+    cfg = AgentConfig(algo="recurrent_ppo", task=TaskConfig("homing"), total_timesteps=64, n_envs=2,
+                      checkpoint=str(tiny_checkpoint), max_episode_steps=20, eval_episodes=1,
+                      hyperparams={"n_steps": 32, "batch_size": 32, "n_epochs": 1})
+    model, cb = train(cfg, tmp_path, "dream", progress=False)
+    assert type(model).__name__ == "RecurrentPPO" and model.num_timesteps == 64
+
+    class Spy:   # records what evaluate_real hands a policy: the state must flow from step to step
+        def __init__(self):
+            self.calls = []
+
+        def predict(self, obs, state=None, episode_start=None, deterministic=False):
+            self.calls.append((state, bool(episode_start[0])))
+            return 2, len(self.calls)
+
+    spy = Spy()
+    evaluate_real(spy, "miniworld", TaskConfig("homing"), 2, seed=0, max_episode_steps=5)
+    assert spy.calls[0] == (None, True) and spy.calls[1] == (1, False) and spy.calls[5] == (None, True)
