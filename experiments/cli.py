@@ -9,6 +9,7 @@ COMMANDS = {
     "collect": "experiments.collect",
     "train-worldmodel": "experiments.train_worldmodel",
     "train-agent": "experiments.train_agent",
+    "eval-agent": "experiments.eval_agent",
     "eval-revisit": "experiments.eval_revisit",
     "bench": "experiments.bench",
     "play": "experiments.play",
