@@ -5,7 +5,9 @@
 - ``reach``: come within ``radius`` of ``goal``; reward ``1 - 0.2 t / T`` on arrival, plus optional
   potential-based shaping ``shaping * (d_prev - d)`` on the distance to the goal (Ng et al. 1999:
   it leaves the optimal policy unchanged).
-- ``homing``: go at least ``leave`` away from the start, then come back within ``radius``.
+- ``homing``: go at least ``leave`` away from the start, then come back within ``radius``; the
+  optional shaping uses the potential ``d`` (distance from the start) until the agent has left and
+  ``2 leave - d`` afterwards, continuous where it leaves, so it is potential-based as well.
 
 Any task may set ``start_region`` ``(x0, x1, y0, y1)``: episodes then start only at poses inside
 it, in the real env (resets are redrawn until the start lies inside) and in the dream (start
@@ -29,7 +31,7 @@ class TaskConfig:
     goal: tuple[float, float] | None = None    # reach: default is the source's goal (MemoryRooms' red box)
     radius: float = 1.5
     leave: float = 3.0
-    shaping: float = 0.0                       # reach: weight of the distance-progress shaping
+    shaping: float = 0.0                       # weight of the potential-based progress shaping
     start_region: tuple[float, float, float, float] | None = None   # (x0, x1, y0, y1); None: anywhere
 
     def __post_init__(self) -> None:
@@ -64,7 +66,10 @@ class Task:
     def reset(self, mask: torch.Tensor, pose: torch.Tensor) -> None:
         self.start[mask] = pose[mask, :2].float()
         self.left[mask] = False
-        self.prev_dist[mask] = (pose[mask, :2].float() - self.goal).norm(dim=1)
+        if self.cfg.name == "homing":
+            self.prev_dist[mask] = 0.0    # the potential: distance from the start, which is 0 there
+        else:
+            self.prev_dist[mask] = (pose[mask, :2].float() - self.goal).norm(dim=1)
 
     def step(self, pose: torch.Tensor, step: torch.Tensor, reward_head: torch.Tensor,
              done_head: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,6 +86,9 @@ class Task:
             d = (pose[:, :2].float() - self.start).norm(dim=1)
             self.left |= d >= self.cfg.leave
             arrived = self.left & (d < self.cfg.radius)
+            phi = torch.where(self.left, 2 * self.cfg.leave - d, d)
+            shaped = self.cfg.shaping * (phi - self.prev_dist)
+            self.prev_dist = phi
         bonus = torch.where(arrived, 1.0 - 0.2 * step.float() / self.max_steps, torch.zeros_like(shaped))
         return bonus + shaped, arrived
 

@@ -233,3 +233,26 @@ def test_recurrent_policy_trains_in_the_dream_and_keeps_its_state_in_the_real_en
     spy = Spy()
     evaluate_real(spy, "miniworld", TaskConfig("homing"), 2, seed=0, max_episode_steps=5)
     assert spy.calls[0] == (None, True) and spy.calls[1] == (1, False) and spy.calls[5] == (None, True)
+
+
+def test_homing_pays_on_return_and_its_shaping_telescopes():
+    import torch
+
+    from envs.tasks import Task, TaskConfig
+
+    task = Task(TaskConfig("homing", leave=3.0, radius=1.5, shaping=0.1), 1, "miniworld", max_steps=100)
+    task.reset(torch.ones(1, dtype=torch.bool), torch.zeros(1, 3))
+    xs = [0.5, 1.5, 2.5, 3.5, 2.5, 1.4]   # out past `leave`, then back inside `radius`
+    total, done = 0.0, []
+    for t, x in enumerate(xs, 1):
+        r, d = task.step(torch.tensor([[x, 0.0, 0.0]]), torch.tensor([t]), torch.zeros(1), torch.zeros(1))
+        total += float(r[0])
+        done.append(bool(d[0]))
+    assert done == [False] * 5 + [True]
+    bonus = 1.0 - 0.2 * len(xs) / 100
+    # potential d before leaving, 2 * leave - d after: the shaping sums to 0.1 * (6 - 1.4)
+    assert total == pytest.approx(bonus + 0.1 * (6.0 - 1.4), abs=1e-5)
+    # close to the start without having left first pays nothing
+    task.reset(torch.ones(1, dtype=torch.bool), torch.zeros(1, 3))
+    r, d = task.step(torch.tensor([[0.2, 0.0, 0.0]]), torch.tensor([1]), torch.zeros(1), torch.zeros(1))
+    assert not bool(d[0]) and float(r[0]) == pytest.approx(0.02, abs=1e-6)
