@@ -48,14 +48,17 @@ class Episode:
 
 
 def write_dataset(path: str | Path, episodes: Iterable[Episode], n_actions: int,
-                  metadata: dict[str, Any] | None = None) -> Path:
-    """Write ``episodes`` as a lossless Minari dataset at ``path`` (atomically); return ``path``."""
+                  metadata: dict[str, Any] | None = None, replace: bool = False) -> Path:
+    """Write ``episodes`` as a lossless Minari dataset at ``path`` (atomically); return ``path``.
+
+    An existing dataset at ``path`` is an error unless ``replace``: then it is swapped out only
+    once the new one is complete (a run that is resumed rewrites its own evaluation)."""
     import gymnasium as gym
     import minari
     from minari.data_collector import EpisodeBuffer
 
     path = Path(path).absolute()  # Minari mis-joins relative roots
-    if path.exists():
+    if path.exists() and not replace:
         raise FileExistsError(f"dataset {path} already exists; choose another path or delete it")
     path.parent.mkdir(parents=True, exist_ok=True)
     buffers = []
@@ -87,6 +90,8 @@ def write_dataset(path: str | Path, episodes: Iterable[Episode], n_actions: int,
         built = tmp_root / "memworld-v0"
         (built / META_FILE).write_text(json.dumps({"format": 1, "n_actions": n_actions, **(metadata or {})},
                                                   indent=2, default=str))
+        if path.exists():
+            os.replace(path, tmp_root / "replaced")
         os.replace(built, path)
     finally:
         if saved_env is None:

@@ -49,7 +49,8 @@ def run_agent(cfg: DictConfig, run: Path) -> dict:
     model.save(run / "policy.zip")
     final = real_cb.evaluate()
     write_dataset(run / "real_eval_dataset", real_cb.last.episodes, 3,
-                  {"source": acfg.source, "policy": f"{acfg.algo} trained in the dream", "task": acfg.task.name})
+                  {"source": acfg.source, "policy": f"{acfg.algo} trained in the dream", "task": acfg.task.name},
+                  replace=True)
     dream_ret = model.ep_info_buffer and sum(e["r"] for e in model.ep_info_buffer) / len(model.ep_info_buffer)
     frames = cfg.real_frames_used or real_frames_of_checkpoint(acfg.checkpoint, acfg.source)
     res = {"algo": acfg.algo, "task": acfg.task.name, "memory": acfg.memory, "dream_timesteps": acfg.total_timesteps,

@@ -94,3 +94,15 @@ def test_frame_arrays_from_episodes_pads_actions():
     arr = FrameArrays.from_episodes([ep, ep], 3)
     np.testing.assert_array_equal(arr.actions, [1, 2, 0, 1, 2, 0])
     np.testing.assert_array_equal(arr.starts, [0, 3])
+
+
+def test_an_existing_dataset_is_refused_unless_replaced(tmp_path, tiny_dataset):
+    _, eps = tiny_dataset
+    path = tmp_path / "d"
+    write_dataset(path, eps[:1], 3)
+    with pytest.raises(FileExistsError, match="already exists"):
+        write_dataset(path, eps[:2], 3)
+    assert len(read_episodes(path)) == 1
+    write_dataset(path, eps[:2], 3, replace=True)
+    assert len(read_episodes(path)) == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["d"]    # nothing of the swap is left behind
