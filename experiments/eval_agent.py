@@ -32,7 +32,7 @@ def load_policy(path: str, algo: str):
 def run_eval(cfg: DictConfig) -> dict:
     task = TaskConfig(cfg.task, radius=float(cfg.task_radius), shaping=float(cfg.task_shaping),
                       start_region=None if cfg.task_start_region is None else tuple(cfg.task_start_region))
-    policies = {str(p): load_policy(str(p), cfg.algo) for p in cfg.policies}   # all load before any episode runs
+    policies = {str(p): load_policy(str(p), cfg.algo.name) for p in cfg.policies}   # all load before any episode runs
     out = {"task": task.name, "start_region": task.start_region, "episodes": int(cfg.episodes),
            "seed": int(cfg.seed), "deterministic": bool(cfg.deterministic), "policies": {}}
     for path, policy in policies.items():

@@ -138,8 +138,10 @@ def test_train_agent_end_to_end(tmp_path, tiny_checkpoint):
              "task_start_region=[1,7,-7,-1]", "run_name=ev", "runs_root=" + str(tmp_path), cwd=tmp_path)
     ev = json.loads((tmp_path / "ev" / "results.json").read_text())
     assert ev["policies"][str(run / "policy.zip")]["real_episodes"] == 2
-    p = memworld("eval-agent", "policies=[nope.zip]", "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
-    assert p.returncode != 0 and "policy nope.zip not found" in p.stderr + p.stdout
+    for algo in ("ppo", "recurrent_ppo"):   # algo is a config group, as in train-agent
+        p = memworld("eval-agent", f"algo={algo}", "policies=[nope.zip]", "runs_root=" + str(tmp_path), cwd=tmp_path,
+                     check=False)
+        assert p.returncode != 0 and "policy nope.zip not found" in p.stderr + p.stdout
     p = memworld("train-agent", "task=dance", "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
     assert p.returncode != 0 and "unknown task 'dance'" in p.stderr + p.stdout
 
