@@ -60,35 +60,31 @@ class Task:
         goal = cfg.goal if cfg.goal is not None else DEFAULT_GOALS.get(source, (0.0, 0.0))
         self.goal = torch.tensor(goal, dtype=torch.float32, device=device)
         self.start = torch.zeros(n_worlds, 2, device=device)
-        self.prev_dist = torch.zeros(n_worlds, device=device)
+        self.prev_phi = torch.zeros(n_worlds, device=device)
         self.left = torch.zeros(n_worlds, dtype=torch.bool, device=device)
 
     def reset(self, mask: torch.Tensor, pose: torch.Tensor) -> None:
         self.start[mask] = pose[mask, :2].float()
         self.left[mask] = False
+        self.prev_phi[mask] = self._progress(pose)[1][mask]
+
+    def _progress(self, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(arrived (N,), potential (N,))`` at ``pose (N, 3)``; the shaping pays the potential's change
+        (Ng et al. 1999): reach ``-distance to the goal``; homing ``d`` until left, ``2 leave - d`` after."""
         if self.cfg.name == "homing":
-            self.prev_dist[mask] = 0.0    # the potential: distance from the start, which is 0 there
-        else:
-            self.prev_dist[mask] = (pose[mask, :2].float() - self.goal).norm(dim=1)
+            d = (pose[:, :2].float() - self.start).norm(dim=1)
+            self.left |= d >= self.cfg.leave
+            return self.left & (d < self.cfg.radius), torch.where(self.left, 2 * self.cfg.leave - d, d)
+        dist = (pose[:, :2].float() - self.goal).norm(dim=1)
+        return dist < self.cfg.radius, -dist
 
     def step(self, pose: torch.Tensor, step: torch.Tensor, reward_head: torch.Tensor,
              done_head: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        name = self.cfg.name
-        if name == "learned":
+        if self.cfg.name == "learned":
             return reward_head.float(), done_head.bool()
-        shaped = torch.zeros(self.n, device=self.goal.device)
-        if name == "reach":
-            dist = (pose[:, :2].float() - self.goal).norm(dim=1)
-            arrived = dist < self.cfg.radius
-            shaped = self.cfg.shaping * (self.prev_dist - dist)
-            self.prev_dist = dist
-        else:  # homing
-            d = (pose[:, :2].float() - self.start).norm(dim=1)
-            self.left |= d >= self.cfg.leave
-            arrived = self.left & (d < self.cfg.radius)
-            phi = torch.where(self.left, 2 * self.cfg.leave - d, d)
-            shaped = self.cfg.shaping * (phi - self.prev_dist)
-            self.prev_dist = phi
+        arrived, phi = self._progress(pose)
+        shaped = self.cfg.shaping * (phi - self.prev_phi)
+        self.prev_phi = phi
         bonus = torch.where(arrived, 1.0 - 0.2 * step.float() / self.max_steps, torch.zeros_like(shaped))
         return bonus + shaped, arrived
 

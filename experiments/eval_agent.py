@@ -15,6 +15,7 @@ from agents.evaluate import evaluate_real
 from agents.train import ALGOS
 from envs.tasks import TaskConfig
 from experiments.runs import make_run_dir, save_config, write_results
+from experiments.train_agent import task_config
 
 
 def load_policy(path: str, algo: str):
@@ -29,17 +30,14 @@ def load_policy(path: str, algo: str):
         raise ValueError(f"policy {path} could not be loaded as {algo}: {exc}") from exc
 
 
-def run_eval(cfg: DictConfig) -> dict:
-    task = TaskConfig(cfg.task, radius=float(cfg.task_radius), shaping=float(cfg.task_shaping),
-                      start_region=None if cfg.task_start_region is None else tuple(cfg.task_start_region))
-    policies = {str(p): load_policy(str(p), cfg.algo.name) for p in cfg.policies}   # all load before any episode runs
+def run_eval(cfg: DictConfig, task: TaskConfig, policies: dict) -> dict:
     out = {"task": task.name, "start_region": task.start_region, "episodes": int(cfg.episodes),
            "seed": int(cfg.seed), "deterministic": bool(cfg.deterministic), "policies": {}}
     for path, policy in policies.items():
-        ev = evaluate_real(policy, cfg.source, task, int(cfg.episodes), int(cfg.seed), int(cfg.max_episode_steps),
-                           deterministic=bool(cfg.deterministic))
-        out["policies"][path] = ev.figures()
-        print(f"{path}: success {ev.figures()['real_success_rate']:.2f}, return {ev.figures()['real_return']:.3f}")
+        fig = evaluate_real(policy, cfg.source, task, int(cfg.episodes), int(cfg.seed), int(cfg.max_episode_steps),
+                            deterministic=bool(cfg.deterministic)).figures()
+        out["policies"][path] = fig
+        print(f"{path}: success {fig['real_success_rate']:.2f}, return {fig['real_return']:.3f}")
     return out
 
 
@@ -47,10 +45,11 @@ def run_eval(cfg: DictConfig) -> dict:
 def main(cfg: DictConfig) -> None:
     if not cfg.policies:
         raise ValueError("give policies=[path.zip, ...]")
-    TaskConfig(cfg.task)   # validate before any work
+    task = task_config(cfg)   # the task and every policy are checked before any episode runs
+    policies = {str(p): load_policy(str(p), cfg.algo.name) for p in cfg.policies}
     run = make_run_dir("eval-agent", cfg.runs_root, cfg.run_name)
     save_config(run, cfg)
-    write_results(run, run_eval(cfg))
+    write_results(run, run_eval(cfg, task, policies))
 
 
 if __name__ == "__main__":

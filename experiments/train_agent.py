@@ -13,11 +13,16 @@ from envs.tasks import TaskConfig
 from experiments.runs import make_run_dir, save_config, write_results
 
 
+def task_config(cfg: DictConfig) -> TaskConfig:
+    """The task of a ``train-agent`` / ``eval-agent`` config (``task``, ``task_radius``, ...)."""
+    region = cfg.get("task_start_region")
+    return TaskConfig(cfg.task, radius=float(cfg.task_radius), shaping=float(cfg.task_shaping),
+                      start_region=None if region is None else tuple(region))
+
+
 def agent_config(cfg: DictConfig) -> AgentConfig:
     return AgentConfig(
-        algo=cfg.algo.name,
-        task=TaskConfig(cfg.task, radius=float(cfg.task_radius), shaping=float(cfg.task_shaping),
-                        start_region=None if cfg.get("task_start_region") is None else tuple(cfg.task_start_region)),
+        algo=cfg.algo.name, task=task_config(cfg),
         total_timesteps=int(cfg.total_timesteps), n_envs=int(cfg.n_envs), source=cfg.source,
         checkpoint=cfg.checkpoint, memory=cfg.memory, sampler_steps=cfg.sampler_steps, compile=bool(cfg.compile),
         max_episode_steps=int(cfg.max_episode_steps), eval_freq=int(cfg.eval_freq),
