@@ -61,10 +61,11 @@ class DreamRecorder(gym.Wrapper):
         cfg = core.cfg
         meta = {"source": cfg.source, "policy": "dream recording", "dream": True,
                 "checkpoint": str(cfg.checkpoint), "starts": str(cfg.starts) if cfg.starts else None,
+                "starts_count": cfg.starts_count, "precision": cfg.precision,
                 "memory": cfg.memory, "memory_capacity": cfg.memory_capacity, "sampler": core.sampler.name,
                 "sampler_steps": core.sampler.steps, "max_episode_steps": cfg.max_episode_steps,
                 "task": {"name": cfg.task.name, "goal": cfg.task.goal, "radius": cfg.task.radius,
-                         "leave": cfg.task.leave, "shaping": cfg.task.shaping},
+                         "leave": cfg.task.leave, "shaping": cfg.task.shaping, "start_region": cfg.task.start_region},
                 "episode_seeds": [e.seed for e in self.episodes]}
         return write_dataset(path, self.episodes, core.n_actions, meta)
 
@@ -79,7 +80,8 @@ def replay(path: str | Path, episode: int = 0) -> np.ndarray:
     seed = meta["episode_seeds"][episode]
     if seed is None:
         raise ValueError(f"episode {episode} of {path} was reset without a seed: it cannot be replayed")
-    env = DreamEnv(source=meta["source"], checkpoint=meta["checkpoint"], starts=meta["starts"], memory=meta["memory"],
+    env = DreamEnv(source=meta["source"], checkpoint=meta["checkpoint"], starts=meta["starts"],
+                   starts_count=meta.get("starts_count", 2048), precision=meta.get("precision", "fp32"), memory=meta["memory"],
                    memory_capacity=meta["memory_capacity"], sampler=meta["sampler"],
                    sampler_steps=meta["sampler_steps"], max_episode_steps=meta["max_episode_steps"],
                    task=meta["task"]["name"], task_kwargs={k: v for k, v in meta["task"].items() if k != "name"})

@@ -31,9 +31,17 @@ class StartSegments:
         return Path(str(checkpoint).removesuffix(".safetensors") + ".starts.npz")
 
     @classmethod
-    def from_arrays(cls, arrays: FrameArrays, k: int, n: int, seed: int = 0) -> StartSegments:
-        """``n`` random K-frame segments that lie inside one episode each."""
+    def from_arrays(cls, arrays: FrameArrays, k: int, n: int, seed: int = 0,
+                    region: tuple[float, float, float, float] | None = None) -> StartSegments:
+        """``n`` random K-frame segments that lie inside one episode each (and end inside ``region``
+        (x0, x1, y0, y1) when given: where the dream starts)."""
         starts = arrays.window_starts(k + 1)   # one frame of history so every frame has its incoming action
+        if region is not None:
+            from envs.tasks import in_region
+
+            starts = starts[in_region(arrays.poses[starts + k], region)]
+            if len(starts) == 0:
+                raise ValueError(f"no {k}-frame segment of the dataset ends inside {tuple(region)}")
         idx = np.random.default_rng(seed).choice(starts, size=min(n, len(starts)), replace=False)
         win = idx[:, None] + np.arange(k)
         return cls(arrays.frames[win + 1], arrays.actions[win], arrays.poses[win + 1])
@@ -48,8 +56,18 @@ class StartSegments:
         atomic_write_bytes(path, buf.getvalue())
 
     @classmethod
-    def load(cls, path: str | Path) -> StartSegments:
+    def load(cls, path: str | Path, k: int | None = None, n: int = 2048,
+             region: tuple[float, float, float, float] | None = None) -> StartSegments:
+        """Segments saved as ``.npz``, or ``n`` drawn from a dataset folder (``k`` frames each, ending
+        inside ``region`` if given): a dream can start from far more real places than the 64 shipped
+        beside a checkpoint without touching a real frame beyond the world model's own data."""
         path = Path(path)
+        if path.is_dir():
+            if k is None:
+                raise ValueError(f"start segments from the dataset {path} need the context length k")
+            from envs.dataset import load_arrays
+
+            return cls.from_arrays(load_arrays(path), k, n, seed=0, region=region)
         if not path.is_file():
             raise FileNotFoundError(f"start segments {path} not found (they are saved beside the checkpoint)")
         try:

@@ -12,7 +12,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.runs import make_run_dir, save_config, write_results
-from worldmodels.flops import count_flops, matmul_ceiling_gflops, time_call
+from worldmodels.flops import call_rates, count_flops, matmul_ceiling_gflops, time_call
 
 TARGETS = ("sources", "worldmodel", "dream", "longrun")
 
@@ -193,13 +193,17 @@ def _throughput(cfg: DictConfig, model) -> dict:
 
 
 def bench_dream(cfg: DictConfig) -> dict:
+    """Dream steps/s for each N against the real env's in the same run, and the fraction of the matmul
+    ceiling (in the dream's precision) the dream's best window reaches."""
     from envs.dream import DreamVectorEnv
+    from worldmodels.precision import uses_bf16
 
     rss0 = rss_mb()
-    dream, real, flops_step = {}, {}, None
+    precision = str(cfg.get("precision", "fp32"))
+    dream, dream_best, real, flops_step = {}, {}, {}, None
     for n in cfg.worlds:
         vec = DreamVectorEnv(num_envs=n, source=cfg.source, checkpoint=cfg.checkpoint, memory=cfg.memory,
-                             compile=bool(cfg.compile))
+                             compile=bool(cfg.compile), precision=precision)
         vec.reset(seed=0)
         rng = np.random.default_rng(0)
         for _ in range(3):  # warm up (and compile, when asked)
@@ -208,14 +212,20 @@ def bench_dream(cfg: DictConfig) -> dict:
             vec1 = DreamVectorEnv(num_envs=1, source=cfg.source, checkpoint=cfg.checkpoint, memory=cfg.memory)
             vec1.reset(seed=0)
             flops_step = count_flops(lambda: vec1.step(np.array([2])))
-        dream[n] = n / time_call(lambda: vec.step(rng.integers(0, 3, n)), cfg.seconds)
+        mean, best = call_rates(lambda: vec.step(rng.integers(0, 3, n)), cfg.seconds)
+        dream[n], dream_best[n] = n * mean, n * best
         real[n] = real_steps_per_s(cfg.source, n, cfg.seconds)
-        print(f"N={n}: dream {dream[n]:.0f} steps/s, real {real[n]:.0f} steps/s")
-    ceiling = matmul_ceiling_gflops()
-    best = max(dream.values())
-    return {"memory": cfg.memory, "compile": bool(cfg.compile), "dream_steps_per_s": dream, "real_steps_per_s": real,
-            "gflop_per_step": flops_step / 1e9, "achieved_gflops": best * flops_step / 1e9,
-            "ceiling_gflops": ceiling, "fraction_of_ceiling": best * flops_step / 1e9 / ceiling,
+        print(f"N={n}: dream {dream[n]:.0f} steps/s (best window {dream_best[n]:.0f}), real {real[n]:.0f} steps/s")
+    bf16 = uses_bf16(precision, torch.device("cpu"))
+    ceiling = matmul_ceiling_gflops(dtype=torch.bfloat16 if bf16 else torch.float32)
+    n_best = max(dream_best, key=dream_best.get)
+    achieved = dream_best[n_best] * flops_step / 1e9
+    return {"memory": cfg.memory, "compile": bool(cfg.compile), "precision": "bf16" if bf16 else "fp32",
+            "dream_steps_per_s": dream, "dream_steps_per_s_best_window": dream_best, "real_steps_per_s": real,
+            "gflop_per_step": flops_step / 1e9, "achieved_gflops": achieved, "achieved_at_worlds": n_best,
+            "achieved_gflops_mean": max(dream.values()) * flops_step / 1e9,
+            "ceiling_gflops": ceiling, "fraction_of_ceiling": achieved / ceiling,
+            "fraction_of_ceiling_mean": max(dream.values()) * flops_step / 1e9 / ceiling,
             "rss_mb_start": rss0, "rss_mb_end": rss_mb()}
 
 

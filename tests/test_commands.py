@@ -72,6 +72,8 @@ def test_train_worldmodel_then_bench_and_revisit(tmp_path, tiny_dataset):
              cwd=tmp_path)
     res = results_of(tmp_path, "bench-dream")
     assert set(res["dream_steps_per_s"]) == {"1", "2"} and set(res["real_steps_per_s"]) == {"1", "2"}
+    assert set(res["dream_steps_per_s_best_window"]) == {"1", "2"} and res["precision"] == "fp32"
+    assert res["fraction_of_ceiling"] == pytest.approx(res["achieved_gflops"] / res["ceiling_gflops"])
     memworld("bench", "target=longrun", f"checkpoint={ck}", "longrun_steps=200", "longrun_worlds=4",
              "longrun_episode_steps=30", "threads=1", root, cwd=tmp_path)
     res = results_of(tmp_path, "bench-longrun")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
@@ -209,6 +210,43 @@ def test_start_region_limits_dream_and_real_starts(tiny_checkpoint):
     assert all(in_region(p, room) for p in poses)
     np.testing.assert_array_equal(env.reset(seed=3)[1]["pose"], poses[3])
     env.close()
+
+
+def test_dream_starts_drawn_from_a_dataset_end_inside_the_region(tiny_checkpoint, tiny_dataset):
+    from envs.dataset import load_arrays
+    from envs.starts import StartSegments
+    from envs.tasks import in_region
+
+    arrays = load_arrays(tiny_dataset[0])
+    x, y = np.median(arrays.poses[:, 0]), np.median(arrays.poses[:, 1])
+    region = (-20.0, float(x), -20.0, float(y))         # about a quarter of the dataset's poses
+    segs = StartSegments.load(tiny_dataset[0], k=2, n=5, region=region)
+    assert segs.frames.shape == (5, 2, 64, 64, 3) and in_region(segs.poses[:, -1], region).all()
+    # each segment is a real run of the dataset: its frames and poses sit consecutively in one episode
+    assert any(np.array_equal(arrays.frames[i:i + 2], segs.frames[0]) and np.array_equal(arrays.poses[i:i + 2], segs.poses[0])
+               and np.array_equal(arrays.actions[i - 1:i + 1], segs.actions[0]) for i in range(1, len(arrays.frames) - 1))
+
+    vec = DreamVectorEnv(num_envs=3, checkpoint=str(tiny_checkpoint), starts=str(tiny_dataset[0]), starts_count=7,
+                         task={"name": "reach", "start_region": region})
+    assert len(vec.core.starts.frames) <= 7
+    _, info = vec.reset(seed=1)
+    assert in_region(np.asarray(info["pose"])[:, :2], region).all()
+    with pytest.raises(ValueError, match="ends inside"):
+        StartSegments.load(tiny_dataset[0], k=2, region=(50.0, 51.0, 50.0, 51.0))
+    with pytest.raises(ValueError, match="starts_count"):
+        DreamEnv(checkpoint=str(tiny_checkpoint), starts=str(tiny_dataset[0]), starts_count=0)
+
+
+def test_bf16_dream_stays_close_to_fp32_and_a_bad_precision_is_refused(tiny_checkpoint):
+    frames = {}
+    for precision in ("fp32", "bf16"):
+        vec = DreamVectorEnv(num_envs=2, checkpoint=str(tiny_checkpoint), precision=precision)
+        vec.reset(seed=3)
+        frames[precision] = np.stack([vec.step(np.array([2, 0]))[0] for _ in range(4)])
+        assert frames[precision].dtype == np.uint8 and vec.core.ctx.dtype == torch.float32
+    assert np.abs(frames["bf16"].astype(int) - frames["fp32"]).mean() < 8
+    with pytest.raises(ValueError, match="precision must be"):
+        DreamEnv(checkpoint=str(tiny_checkpoint), precision="fp8")
 
 
 def test_recurrent_policy_trains_in_the_dream_and_keeps_its_state_in_the_real_env(tiny_checkpoint, tmp_path):

@@ -91,5 +91,5 @@ def to_unit(frames_uint8: torch.Tensor) -> torch.Tensor:
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """``(..., 3, H, W)`` in [-1, 1] -> ``(..., H, W, 3)`` uint8; NaN maps to 0, always valid."""
-    x = torch.nan_to_num(x, nan=-1.0, posinf=1.0, neginf=-1.0)
+    x = torch.nan_to_num(x.float(), nan=-1.0, posinf=1.0, neginf=-1.0)   # bf16 cannot hold 0..255 in steps of 1
     return x.add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8).movedim(-3, -1)

@@ -16,9 +16,10 @@ def count_flops(fn: Callable[[], object]) -> float:
     return float(fc.get_total_flops())
 
 
-def matmul_ceiling_gflops(n: int = 1024, seconds: float = 2.0) -> float:
-    """Best float32 GFLOP/s of an ``n x n`` matmul over ``seconds`` with torch's current threads."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_ceiling_gflops(n: int = 1024, seconds: float = 2.0, dtype: torch.dtype = torch.float32) -> float:
+    """Best GFLOP/s of an ``n x n`` matmul in ``dtype`` over ``seconds`` with torch's current threads
+    (the best of many short bursts, so that a moment of contention on a shared machine does not count)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
     best, t_end = 0.0, time.perf_counter() + seconds
     while time.perf_counter() < t_end:
@@ -38,3 +39,21 @@ def time_call(fn: Callable[[], object], min_seconds: float = 1.0, warmup: int = 
         fn()
         n += 1
     return (time.perf_counter() - t0) / n
+
+
+def call_rates(fn: Callable[[], object], min_seconds: float = 1.0, windows: int = 5, warmup: int = 2) -> tuple[float, float]:
+    """Calls per second of ``fn``: the mean over ``min_seconds``, and the best of ``windows`` equal windows.
+
+    The best window is the estimator ``matmul_ceiling_gflops`` uses; comparing like with like keeps a
+    shared machine's contention, which comes and goes within seconds, out of a fraction of the ceiling."""
+    for _ in range(warmup):
+        fn()
+    rates, calls, t_all = [], 0, time.perf_counter()
+    for _ in range(windows):
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < min_seconds / windows:
+            fn()
+            n += 1
+        rates.append(n / (time.perf_counter() - t0))
+        calls += n
+    return calls / (time.perf_counter() - t_all), max(rates)

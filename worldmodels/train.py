@@ -25,6 +25,7 @@ from tqdm import tqdm
 from worldmodels.autoencoder import to_unit
 from worldmodels.edm import EDMLoss, augment_context, drop_context
 from worldmodels.heads import DONE_POS_WEIGHT
+from worldmodels.precision import autocast_for, check_precision
 from worldmodels.training_state import EMA, StopFlag, check_finite, load_state, save_state
 from worldmodels.world_model import WorldModel, WorldModelConfig
 
@@ -53,8 +54,7 @@ class TrainConfig:
     precision: str = "fp32"   # fp32 | bf16 (autocast forward passes; weights, optimiser and EMA stay fp32) | auto
 
     def __post_init__(self) -> None:
-        if self.precision not in ("fp32", "bf16", "auto"):
-            raise ValueError(f"precision must be fp32, bf16 or auto, got {self.precision!r}")
+        check_precision(self.precision)
         for k in ("ae_steps", "denoiser_steps"):
             if getattr(self, k) < 0:
                 raise ValueError(f"{k} must be >= 0, got {getattr(self, k)}")
@@ -67,24 +67,6 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def bf16_supported(device: torch.device) -> bool:
-    """Whether ``device`` runs bfloat16 convolutions and matmuls natively (CUDA, or a CPU with AVX512-BF16/AMX)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        try:   # a private op: absent from some builds, where fp32 is the safe answer
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            return False
-    return False
-
-
-def autocast_for(precision: str, device: torch.device):
-    """Autocast context for ``precision`` (``auto``: bf16 where the device runs it natively, else fp32)."""
-    on = precision == "bf16" or (precision == "auto" and bf16_supported(device))
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=on)
 
 
 class DistInfo:
