@@ -74,17 +74,7 @@ def finetune(ckpt: str, episodes: list, out: Path, steps: int) -> str:
 
 
 def plot_curve(curve: list[dict], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from experiments.plots import plot_success_vs_real_frames
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot([c["real_frames_used"] for c in curve], [c["real_success_rate"] for c in curve], marker="o",
-            label="trained in the dream")
-    ax.set_xlabel("real frames used")
-    ax.set_ylabel("real success rate")
-    ax.set_ylim(0, 1)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    plot_success_vs_real_frames({"trained in the dream": [(c["real_frames_used"], c["real_success_rate"]) for c in curve]},
+                                path)

@@ -1,8 +1,7 @@
 """``memworld eval-revisit``: does a revisited place look the same? Real env vs dream, per memory kind.
 
 Writes results.json (per memory kind: revisit_psnr, revisit_ssim, self_psnr, nonrevisit_psnr,
-steps_per_s; plus onestep_psnr and copy_oracle_psnr, the ceiling of a memory that copies real views),
-results.md (a table), psnr_vs_gap.png and revisit.gif
+steps_per_s; plus onestep_psnr), results.md (a table), psnr_vs_gap.png and revisit.gif
 (real | no memory | best memory).
 """
 
@@ -79,19 +78,6 @@ def score(paths: list[RevisitPath], dreamed: np.ndarray) -> tuple[dict, list[tup
     return res, gaps
 
 
-def copy_oracle_psnr(paths: list[RevisitPath]) -> float:
-    """Revisit PSNR of an oracle memory that copies the best-matching earlier *real* view (outside the
-    context) to each revisit: what memory can give by copying alone, without re-rendering a shifted view."""
-    best = []
-    for p in paths:
-        of = p.revisit_of()
-        for t in range(p.k, len(p.frames)):
-            if of[t] >= 0:
-                earlier = p.frames[: t - p.k]
-                best.append(float(np.minimum(psnr_per_frame(earlier, np.broadcast_to(p.frames[t], earlier.shape)), 100).max()))
-    return float(np.mean(best)) if best else float("nan")
-
-
 def plot_gaps(gaps: dict[str, list[tuple[int, float]]], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -157,7 +143,6 @@ def run_eval(cfg: DictConfig, run: Path) -> dict:
     if cfg.onestep_samples > 0 and Path(cfg.heldout).exists():
         from experiments.bench import onestep_on_heldout
         results["onestep_psnr"] = onestep_on_heldout(model, cfg.heldout, cfg.onestep_samples)["onestep_psnr"]
-    results["copy_oracle_psnr"] = copy_oracle_psnr(paths)
     results["best_memory"] = best
     results["revisit_gain_db"] = results[best]["revisit_psnr"] - results[base]["revisit_psnr"]
     results["memory_cost"] = 1 - results[best]["steps_per_s"] / results[base]["steps_per_s"]

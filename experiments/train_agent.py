@@ -76,7 +76,13 @@ def run_agent(cfg: DictConfig, run: Path) -> dict:
         bmodel.save(run / "baseline_policy.zip")
         bfin = bcb.evaluate()
         res.update({"baseline_real_success_rate": bfin["real_success_rate"], "baseline_real_return": bfin["real_return"],
-                    "baseline_real_frames": int(frames)})
+                    "baseline_real_frames": int(frames), "baseline_eval_history": bcb.history})
+        from experiments.plots import plot_success_vs_real_frames
+
+        plot_success_vs_real_frames({
+            f"{acfg.algo} in the dream ({acfg.total_timesteps} dream steps)": [(frames, final["real_success_rate"])],
+            f"{acfg.algo} in the real env": [(t, f["real_success_rate"]) for t, f in bcb.history]},
+            run / "success_vs_real_frames.png")
     return res
 
 

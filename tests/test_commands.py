@@ -117,10 +117,12 @@ def test_train_agent_end_to_end(tmp_path, tiny_checkpoint):
     memworld("train-agent", f"checkpoint={tiny_checkpoint}", "compile=false", "total_timesteps=128", "n_envs=2",
              "eval_episodes=2",
              "max_episode_steps=20", "video_every=32", "algo.hyperparams.n_steps=64", "algo.hyperparams.batch_size=64",
-             "progress=false", "runs_root=" + str(tmp_path), cwd=tmp_path)
+             "baseline=true", "real_frames_used=64", "progress=false", "runs_root=" + str(tmp_path), cwd=tmp_path)
     run = sorted(tmp_path.glob("train-agent-*"))[-1]
     res = json.loads((run / "results.json").read_text())
     assert {"real_success_rate", "real_return", "dream_return", "real_frames_used"} <= set(res)
+    assert res["baseline_real_frames"] == 64 and res["baseline_eval_history"][-1][0] >= 64
+    assert (run / "success_vs_real_frames.png").is_file() and (run / "baseline_policy.zip").is_file()
     assert (run / "policy.zip").is_file() and (run / "real_eval_dataset" / "data").is_dir()
     assert list((run / "videos").glob("*.gif"))
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
