@@ -14,7 +14,8 @@ def plot_success_vs_real_frames(series: dict[str, list[tuple[float, float]]], pa
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     for label, pts in series.items():
         xs, ys = zip(*pts) if pts else ((), ())
-        ax.plot(xs, ys, marker="o", markersize=8 if len(pts) == 1 else 5, label=label)
+        one = len(pts) == 1   # an agent at a single real-frame budget: a star drawn on top of the lines
+        ax.plot(xs, ys, marker="*" if one else "o", markersize=14 if one else 5, zorder=3 if one else 2, label=label)
     ax.set_xlabel("real frames used")
     ax.set_ylabel("real success rate")
     ax.set_ylim(-0.02, 1.02)
