@@ -18,7 +18,7 @@ from envs.dream_memory import DreamMemory
 from envs.starts import StartSegments
 from envs.tasks import Task, TaskConfig
 from memory.geometry import compose
-from worldmodels.precision import autocast_for, check_precision
+from worldmodels.precision import check_precision, uses_bf16
 from worldmodels.sampling import get_sampler, get_sigmas_karras
 from worldmodels.world_model import DONE_THRESHOLD, SamplerConfig, WorldModel
 
@@ -41,8 +41,8 @@ class DreamConfig:
     compile: bool = False                  # torch.compile the denoiser and decoder (slow first step, faster after)
     # conv weights in NHWC, oneDNN's own layout on CPU: no re-layout on every call (1.5x steps/s at N = 32 here)
     channels_last: bool = True
-    # bf16 autocast of the denoiser and decoder (fp32 | bf16 | auto): ~1.5x steps/s on a CPU with AMX, frames
-    # within ~50 dB PSNR of fp32's; fp32 keeps replays bit-exact across machines, so it is the default
+    # bf16 autocast of the denoiser and decoder (fp32 | bf16 | auto): on a CPU with AMX 1.2-1.5x steps/s at
+    # 64 worlds, frames within ~50 dB PSNR of fp32's; fp32 is the default, the precision the model was judged in
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
@@ -86,6 +86,7 @@ class DreamCore:
             raise ValueError(f"world model is for source {self.model.cfg.source!r}, not {cfg.source!r}")
         if cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
+        self.bf16 = uses_bf16(cfg.precision, self.device)     # ``auto`` resolved once: recordings store the outcome
         if cfg.compile:
             # one compiled graph per batch shape: the dream's batch is fixed, so one compile serves
             self.model.denoiser.backbone = torch.compile(self.model.denoiser.backbone, dynamic=False)
@@ -168,11 +169,11 @@ class DreamCore:
         now = self.t + 1
         read = self.memory.read(now, new_pose, last)
         noise = torch.stack([torch.randn(last.shape[1:], generator=g, device=self.device) for g in self.generators])
-        with autocast_for(self.cfg.precision, self.device):
+        with self._autocast():
             z = self._sample(noise, read).float()
         reward_h, done_logit = heads.reward_done(last, a, z)
         reward, terminated = self.task.step(new_pose, now, reward_h, done_logit > DONE_THRESHOLD)
-        with autocast_for(self.cfg.precision, self.device):
+        with self._autocast():
             self.frames = self.model.decode(z).cpu()
         self.memory.write(z, new_pose, now)
         self.ctx = torch.cat([self.ctx[:, 1:], z[:, None]], 1)
@@ -181,6 +182,9 @@ class DreamCore:
         truncated = (now >= self.cfg.max_episode_steps) & ~terminated
         return {"frames": self.frames, "reward": reward.cpu(), "terminated": terminated.cpu(),
                 "truncated": truncated.cpu(), "pose": new_pose.cpu(), "memory_indices": read.indices.cpu()}
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def _sample(self, noise: torch.Tensor, read) -> torch.Tensor:
         mem = {} if read.latents is None else {"memory": read.latents, "memory_pose": read.rel_pose,
@@ -198,7 +202,8 @@ class DreamCore:
         ok = idx >= 0
         if ok.any() and self.memory.kind != "none":
             lat = self.memory.store.latents[world, idx[ok].to(self.device)]
-            out[ok.numpy()] = self.model.decode(lat).cpu().numpy()
+            with self._autocast():
+                out[ok.numpy()] = self.model.decode(lat).cpu().numpy()
         return out
 
 

@@ -61,7 +61,7 @@ class DreamRecorder(gym.Wrapper):
         cfg = core.cfg
         meta = {"source": cfg.source, "policy": "dream recording", "dream": True,
                 "checkpoint": str(cfg.checkpoint), "starts": str(cfg.starts) if cfg.starts else None,
-                "starts_count": cfg.starts_count, "precision": cfg.precision,
+                "starts_count": cfg.starts_count, "precision": "bf16" if core.bf16 else "fp32",
                 "memory": cfg.memory, "memory_capacity": cfg.memory_capacity, "sampler": core.sampler.name,
                 "sampler_steps": core.sampler.steps, "max_episode_steps": cfg.max_episode_steps,
                 "task": {"name": cfg.task.name, "goal": cfg.task.goal, "radius": cfg.task.radius,
@@ -73,6 +73,7 @@ class DreamRecorder(gym.Wrapper):
 def replay(path: str | Path, episode: int = 0) -> np.ndarray:
     """Re-dream episode ``episode`` of a recording from its metadata and actions: frames ``(T+1, 64, 64, 3)``."""
     from envs.dream import DreamEnv
+    from envs.dream_core import DreamConfig
 
     meta = read_metadata(path)
     if not meta.get("dream"):
@@ -81,7 +82,8 @@ def replay(path: str | Path, episode: int = 0) -> np.ndarray:
     if seed is None:
         raise ValueError(f"episode {episode} of {path} was reset without a seed: it cannot be replayed")
     env = DreamEnv(source=meta["source"], checkpoint=meta["checkpoint"], starts=meta["starts"],
-                   starts_count=meta.get("starts_count", 2048), precision=meta.get("precision", "fp32"), memory=meta["memory"],
+                   starts_count=meta.get("starts_count", DreamConfig.starts_count),
+                   precision=meta.get("precision", "fp32"), memory=meta["memory"],
                    memory_capacity=meta["memory_capacity"], sampler=meta["sampler"],
                    sampler_steps=meta["sampler_steps"], max_episode_steps=meta["max_episode_steps"],
                    task=meta["task"]["name"], task_kwargs={k: v for k, v in meta["task"].items() if k != "name"})

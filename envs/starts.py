@@ -36,6 +36,8 @@ class StartSegments:
         """``n`` random K-frame segments that lie inside one episode each (and end inside ``region``
         (x0, x1, y0, y1) when given: where the dream starts)."""
         starts = arrays.window_starts(k + 1)   # one frame of history so every frame has its incoming action
+        if len(starts) == 0:
+            raise ValueError(f"no episode of the dataset is longer than {k} frames: no start segment to draw")
         if region is not None:
             from envs.tasks import in_region
 
@@ -69,7 +71,8 @@ class StartSegments:
 
             return cls.from_arrays(load_arrays(path), k, n, seed=0, region=region)
         if not path.is_file():
-            raise FileNotFoundError(f"start segments {path} not found (they are saved beside the checkpoint)")
+            raise FileNotFoundError(f"start segments {path} not found: give a .npz (saved beside a checkpoint) "
+                                    f"or a dataset folder")
         try:
             with np.load(path) as z:
                 return cls(z["frames"], z["actions"], z["poses"])

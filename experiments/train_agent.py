@@ -47,10 +47,25 @@ def real_frames_of_checkpoint(checkpoint: str | None, source: str) -> int | None
     return None
 
 
+def warn_if_starts_add_real_frames(starts: str | None, checkpoint: str | None, source: str) -> None:
+    """Start segments drawn from a dataset other than the world model's own are real frames the
+    reported ``real_frames_used`` does not count: say so."""
+    if not starts or not Path(starts).is_dir():
+        return
+    from envs.dream_core import default_checkpoint
+    from worldmodels.checkpoint import load_tensors
+
+    ds = load_tensors(checkpoint or default_checkpoint(source))[1].get("dataset")
+    if ds is None or Path(ds).resolve() != Path(starts).resolve():
+        print(f"warning: starts={starts} is not the world model's training dataset ({ds}); its frames are real "
+              f"frames that real_frames_used does not count")
+
+
 def run_agent(cfg: DictConfig, run: Path) -> dict:
     from stable_baselines3.common.logger import HParam
 
     acfg = agent_config(cfg)
+    warn_if_starts_add_real_frames(acfg.starts, acfg.checkpoint, acfg.source)
     model, real_cb = train(acfg, run, "dream", progress=cfg.progress)
     model.save(run / "policy.zip")
     final = real_cb.evaluate()
@@ -60,6 +75,7 @@ def run_agent(cfg: DictConfig, run: Path) -> dict:
     dream_ret = model.ep_info_buffer and sum(e["r"] for e in model.ep_info_buffer) / len(model.ep_info_buffer)
     frames = cfg.real_frames_used or real_frames_of_checkpoint(acfg.checkpoint, acfg.source)
     res = {"algo": acfg.algo, "task": acfg.task.name, "memory": acfg.memory, "dream_timesteps": acfg.total_timesteps,
+           "starts": acfg.starts,
            "real_success_rate": final["real_success_rate"], "real_return": final["real_return"],
            "real_episode_length": final["real_episode_length"], "dream_return": float(dream_ret or 0.0),
            "real_frames_used": frames, "eval_history": real_cb.history}
@@ -76,7 +92,8 @@ def run_agent(cfg: DictConfig, run: Path) -> dict:
         bmodel.save(run / "baseline_policy.zip")
         bfin = bcb.evaluate()
         res.update({"baseline_real_success_rate": bfin["real_success_rate"], "baseline_real_return": bfin["real_return"],
-                    "baseline_real_frames": int(frames), "baseline_eval_history": bcb.history})
+                    # PPO trains in whole rollouts: the baseline may see a little more than the budget asked
+                    "baseline_real_frames": int(bmodel.num_timesteps), "baseline_eval_history": bcb.history})
         from experiments.plots import plot_success_vs_real_frames
 
         plot_success_vs_real_frames({

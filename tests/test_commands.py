@@ -73,7 +73,10 @@ def test_train_worldmodel_then_bench_and_revisit(tmp_path, tiny_dataset):
     res = results_of(tmp_path, "bench-dream")
     assert set(res["dream_steps_per_s"]) == {"1", "2"} and set(res["real_steps_per_s"]) == {"1", "2"}
     assert set(res["dream_steps_per_s_best_window"]) == {"1", "2"} and res["precision"] == "fp32"
-    assert res["fraction_of_ceiling"] == pytest.approx(res["achieved_gflops"] / res["ceiling_gflops"])
+    assert res["ceiling_gflops"] == max(res["ceiling_gflops_start"], res["ceiling_gflops_end"])
+    n = str(res["achieved_at_worlds"])
+    assert res["achieved_gflops"] == pytest.approx(res["dream_steps_per_s_best_window"][n] * res["gflop_per_step"])
+    assert res["dream_steps_per_s_best_window"][n] == max(res["dream_steps_per_s_best_window"].values())
     memworld("bench", "target=longrun", f"checkpoint={ck}", "longrun_steps=200", "longrun_worlds=4",
              "longrun_episode_steps=30", "threads=1", root, cwd=tmp_path)
     res = results_of(tmp_path, "bench-longrun")
@@ -121,7 +124,7 @@ def test_train_agent_end_to_end(tmp_path, tiny_checkpoint):
     run = sorted(tmp_path.glob("train-agent-*"))[-1]
     res = json.loads((run / "results.json").read_text())
     assert {"real_success_rate", "real_return", "dream_return", "real_frames_used"} <= set(res)
-    assert res["baseline_real_frames"] == 64 and res["baseline_eval_history"][-1][0] >= 64
+    assert res["baseline_real_frames"] == res["baseline_eval_history"][-1][0] >= 64   # whole rollouts: at least the budget
     assert (run / "success_vs_real_frames.png").is_file() and (run / "baseline_policy.zip").is_file()
     assert (run / "policy.zip").is_file() and (run / "real_eval_dataset" / "data").is_dir()
     assert list((run / "videos").glob("*.gif"))

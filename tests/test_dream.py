@@ -173,6 +173,22 @@ def test_recorded_dream_replays_bit_exactly(tiny_checkpoint, tmp_path):
         np.testing.assert_array_equal(replay(path, i), eps[i].frames)
 
 
+def test_a_bf16_dream_from_dataset_starts_in_a_region_replays_bit_exactly(tiny_checkpoint, tiny_dataset, tmp_path):
+    from envs.dataset import read_episodes, read_metadata
+    from envs.recording import DreamRecorder, replay
+
+    region = (-20.0, 20.0, -20.0, 20.0)
+    env = DreamRecorder(DreamEnv(checkpoint=str(tiny_checkpoint), starts=str(tiny_dataset[0]), starts_count=5,
+                                 precision="bf16", task={"name": "reach", "start_region": region}, max_episode_steps=6))
+    env.reset(seed=11)
+    for a in (2, 0, 2, 1):
+        env.step(a)
+    path = env.save(tmp_path / "rec")
+    meta = read_metadata(path)
+    assert meta["precision"] == "bf16" and meta["starts_count"] == 5 and meta["task"]["start_region"] == list(region)
+    np.testing.assert_array_equal(replay(path, 0), read_episodes(path)[0].frames)
+
+
 def test_agent_training_resumes(tiny_checkpoint, tmp_path):
     from agents.train import AgentConfig, train
     from envs.tasks import TaskConfig
@@ -228,7 +244,8 @@ def test_dream_starts_drawn_from_a_dataset_end_inside_the_region(tiny_checkpoint
 
     vec = DreamVectorEnv(num_envs=3, checkpoint=str(tiny_checkpoint), starts=str(tiny_dataset[0]), starts_count=7,
                          task={"name": "reach", "start_region": region})
-    assert len(vec.core.starts.frames) <= 7
+    in_all = len(StartSegments.load(tiny_dataset[0], k=2, n=10**6, region=region).frames)
+    assert len(vec.core.starts.frames) == min(7, in_all) and in_all > 1
     _, info = vec.reset(seed=1)
     assert in_region(np.asarray(info["pose"])[:, :2], region).all()
     with pytest.raises(ValueError, match="ends inside"):
@@ -241,8 +258,13 @@ def test_bf16_dream_stays_close_to_fp32_and_a_bad_precision_is_refused(tiny_chec
     frames = {}
     for precision in ("fp32", "bf16"):
         vec = DreamVectorEnv(num_envs=2, checkpoint=str(tiny_checkpoint), precision=precision)
+        seen = set()
+        for part in (vec.core.model.denoiser, vec.core.model.autoencoder.decoder):
+            conv = next(m for m in part.modules() if isinstance(m, torch.nn.Conv2d))
+            conv.register_forward_hook(lambda mod, inp, out: seen.add(out.dtype))
         vec.reset(seed=3)
         frames[precision] = np.stack([vec.step(np.array([2, 0]))[0] for _ in range(4)])
+        assert seen == {torch.bfloat16 if precision == "bf16" else torch.float32}
         assert frames[precision].dtype == np.uint8 and vec.core.ctx.dtype == torch.float32
     assert np.abs(frames["bf16"].astype(int) - frames["fp32"]).mean() < 8
     with pytest.raises(ValueError, match="precision must be"):

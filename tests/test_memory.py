@@ -95,9 +95,10 @@ def test_stateful_memory_size_is_constant_over_10000_steps():
 def test_a_revisit_is_a_near_pose_held_more_than_k_steps_earlier():
     from envs.revisit import RevisitPath
 
-    frames = np.zeros((8, 64, 64, 3), np.uint8)
-    # out along x and back: frame 6 returns to frame 0's pose, frame 3 to frame 2's (inside the context window)
-    poses = np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0], [2, 0, 0.1], [4, 0, 0], [5, 0, 0], [0, 0, 0], [9, 9, 0]],
-                     np.float32)
-    path = RevisitPath("out_and_back", 0, 2, frames, poses, np.zeros(7, np.int64))
-    assert path.revisit_of().tolist() == [-1, -1, -1, -1, -1, -1, 0, -1]
+    frames = np.zeros((9, 64, 64, 3), np.uint8)
+    # k = 2: frame t revisits frame s only if s < t - 2. Frame 2 returns to frame 0 (too recent), frame 4 to
+    # frame 1 (just old enough), frame 5 turns away at frame 1's place (not the same view), frame 7 to frame 0
+    poses = np.array([[0, 0, 0], [1, 0, 0], [0, 0, 0.1], [3, 0, 0], [1, 0.2, 0], [1, 0, 2.0], [5, 0, 0], [0, 0, 0],
+                      [9, 9, 0]], np.float32)
+    path = RevisitPath("out_and_back", 0, 2, frames, poses, np.zeros(8, np.int64))
+    assert path.revisit_of().tolist() == [-1, -1, -1, -1, 1, -1, -1, 0, -1]

@@ -18,7 +18,8 @@ def count_flops(fn: Callable[[], object]) -> float:
 
 def matmul_ceiling_gflops(sizes: tuple[int, ...] = (1024, 2048), seconds: float = 2.0,
                           dtype: torch.dtype = torch.float32) -> float:
-    """Best GFLOP/s of an ``n x n`` matmul in ``dtype`` over ``seconds`` per size, with torch's current threads.
+    """Best GFLOP/s of an ``n x n`` matmul in ``dtype`` for each ``n`` in ``sizes`` (``seconds`` shared among
+    them), with torch's current threads.
 
     The best of many short bursts, so that a moment of contention on a shared machine does not count;
     and of several sizes, because bf16 on AMX reaches its peak only on larger matrices than fp32 does
