@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from envs.dream_memory import DreamMemory
+from envs.dream_memory import DreamMemory, reuse_stored_view
 from envs.starts import StartSegments
 from envs.tasks import Task, TaskConfig
 from memory.geometry import compose
@@ -33,6 +33,9 @@ class DreamConfig:
     starts_count: int = 2048               # segments drawn when ``starts`` is a dataset folder
     memory: str = "fov"                    # none | recency | fov | embedding | stateful
     memory_capacity: int = 320            # >= an episode (300 steps) plus the context
+    # a memory frame stored at (nearly) the new pose is reused as the new frame (static scenes only):
+    # squared pose distance below this (0.001: ~0.03 units and rad); 0 turns it off (the default)
+    reuse_tol: float = 0.0
     sampler: str | None = None             # default: the checkpoint's
     sampler_steps: int | None = None
     max_episode_steps: int = 300
@@ -51,6 +54,8 @@ class DreamConfig:
         if self.sampler_steps is not None and self.sampler_steps < 1:
             raise ValueError(f"sampler_steps must be >= 1, got {self.sampler_steps}")
         check_precision(self.precision)
+        if self.reuse_tol < 0:
+            raise ValueError(f"reuse_tol must be >= 0, got {self.reuse_tol}")
         if self.starts_count < 1:
             raise ValueError(f"starts_count must be >= 1, got {self.starts_count}")
         if self.max_episode_steps < 1:
@@ -171,6 +176,7 @@ class DreamCore:
         noise = torch.stack([torch.randn(last.shape[1:], generator=g, device=self.device) for g in self.generators])
         with self._autocast():
             z = self._sample(noise, read).float()
+        z, _ = reuse_stored_view(z, read, self.cfg.reuse_tol)
         reward_h, done_logit = heads.reward_done(last, a, z)
         reward, terminated = self.task.step(new_pose, now, reward_h, done_logit > DONE_THRESHOLD)
         with self._autocast():

@@ -316,3 +316,22 @@ def test_homing_pays_on_return_and_its_shaping_telescopes():
     task.reset(torch.ones(1, dtype=torch.bool), torch.zeros(1, 3))
     r, d = task.step(torch.tensor([[0.2, 0.0, 0.0]]), torch.tensor([1]), torch.zeros(1), torch.zeros(1))
     assert not bool(d[0]) and float(r[0]) == pytest.approx(0.02, abs=1e-6)
+
+
+def test_reuse_gives_back_the_stored_view_when_the_dream_returns_to_a_pose(tiny_checkpoint):
+    # turning a full circle returns to the pose of the last context frame: with reuse on, that frame comes back
+    vec = DreamVectorEnv(num_envs=1, checkpoint=str(tiny_checkpoint), memory="fov", reuse_tol=0.05)
+    heads = vec.core.model.heads
+    turn = 2 * np.pi / 8
+
+    def exact_turns(z, a):   # a pose head that turns exactly 1/8 of a circle per left (0) and never moves
+        return torch.stack([torch.zeros(len(a)), torch.zeros(len(a)), torch.where(a == 0, turn, 0.0)], 1)
+
+    heads.pose_delta = exact_turns
+    obs, _ = vec.reset(seed=0)
+    first = vec.core.ctx[0, -1].clone()
+    for _ in range(8):
+        vec.step(np.array([0]))
+    assert torch.equal(vec.core.ctx[0, -1], first)
+    with pytest.raises(ValueError, match="reuse_tol"):
+        DreamEnv(checkpoint=str(tiny_checkpoint), reuse_tol=-1.0)

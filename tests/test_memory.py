@@ -102,3 +102,20 @@ def test_a_revisit_is_a_near_pose_held_more_than_k_steps_earlier():
                       [9, 9, 0]], np.float32)
     path = RevisitPath("out_and_back", 0, 2, frames, poses, np.zeros(8, np.int64))
     assert path.revisit_of().tolist() == [-1, -1, -1, -1, 1, -1, -1, 0, -1]
+
+
+def test_a_view_stored_at_the_same_pose_is_reused_and_others_are_not():
+    from envs.dream_memory import MemoryRead, reuse_stored_view
+
+    z = torch.zeros(3, 4, 2, 2)
+    stored = torch.stack([torch.full((4, 2, 2), float(v)) for v in (1, 2)])[None].repeat(3, 1, 1, 1, 1)  # (3, 2, ...)
+    rel = torch.tensor([[[0.5, 0.0, 0.0], [0.01, 0.0, 0.01]],     # world 0: entry 1 is at (nearly) the same pose
+                        [[0.5, 0.0, 0.0], [0.3, 0.0, 0.0]],       # world 1: nothing near
+                        [[0.0, 0.0, 0.0], [0.3, 0.0, 0.0]]])      # world 2: entry 0 near, but not a valid read
+    mask = torch.tensor([[True, True], [True, True], [False, True]])
+    read = MemoryRead(stored, rel, mask, torch.zeros(3, 2, dtype=torch.long))
+    out, hit = reuse_stored_view(z, read, tol=0.001)
+    assert hit.tolist() == [True, False, False]
+    assert torch.equal(out[0], stored[0, 1]) and torch.equal(out[1:], z[1:])
+    assert not reuse_stored_view(z, read, tol=0.0)[1].any()
+    assert not reuse_stored_view(z, MemoryRead(None, None, None, torch.zeros(3, 2, dtype=torch.long)), 0.001)[1].any()
