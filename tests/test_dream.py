@@ -173,19 +173,21 @@ def test_recorded_dream_replays_bit_exactly(tiny_checkpoint, tmp_path):
         np.testing.assert_array_equal(replay(path, i), eps[i].frames)
 
 
-def test_a_bf16_dream_from_dataset_starts_in_a_region_replays_bit_exactly(tiny_checkpoint, tiny_dataset, tmp_path):
+def test_a_bf16_dream_with_reuse_from_dataset_starts_in_a_region_replays_bit_exactly(tiny_checkpoint, tiny_dataset, tmp_path):
     from envs.dataset import read_episodes, read_metadata
     from envs.recording import DreamRecorder, replay
 
     region = (-20.0, 20.0, -20.0, 20.0)
     env = DreamRecorder(DreamEnv(checkpoint=str(tiny_checkpoint), starts=str(tiny_dataset[0]), starts_count=5,
-                                 precision="bf16", task={"name": "reach", "start_region": region}, max_episode_steps=6))
+                                 precision="bf16", reuse_tol=0.05, task={"name": "reach", "start_region": region},
+                                 max_episode_steps=6))
     env.reset(seed=11)
     for a in (2, 0, 2, 1):
         env.step(a)
     path = env.save(tmp_path / "rec")
     meta = read_metadata(path)
     assert meta["precision"] == "bf16" and meta["starts_count"] == 5 and meta["task"]["start_region"] == list(region)
+    assert meta["reuse_tol"] == 0.05
     np.testing.assert_array_equal(replay(path, 0), read_episodes(path)[0].frames)
 
 
