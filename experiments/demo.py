@@ -91,14 +91,18 @@ def stage(run: Path, name: str, fn: Callable[[], dict], key: str = "") -> dict:
     return res
 
 
-def fingerprint(cfg: DictConfig, checkpoint: str | None) -> str:
-    """sha256 of the demo config (without keys that do not change results) and the checkpoint's bytes."""
+def fingerprint(cfg: DictConfig, checkpoint: str | None, conf_dir: Path = CONF) -> str:
+    """sha256 of the demo config (without keys that do not change results), the commands' yaml configs
+    the stages compose (a changed default, e.g. a new memory kind in eval_revisit.yaml, makes a cached
+    stage stale) and the checkpoint's bytes."""
     import hashlib
 
     h = hashlib.sha256()
     keep = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items()
             if k not in ("fresh", "progress", "runs_root", "run_name", "threads")}
     h.update(json.dumps(keep, sort_keys=True, default=str).encode())
+    for path in sorted(conf_dir.rglob("*.yaml")):
+        h.update(str(path.relative_to(conf_dir)).encode() + path.read_bytes())
     if checkpoint is not None and Path(checkpoint).is_file():
         with open(checkpoint, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):

@@ -233,3 +233,9 @@ def test_demo_stages_are_reused_only_for_the_same_checkpoint_and_config(tmp_path
     ck.write_bytes(b"weights two")                       # a new checkpoint: the cached stage is stale
     assert run(fingerprint(cfg, str(ck)))["n"] == 2
     assert run(fingerprint(OmegaConf.create({"collect_episodes": 3}), str(ck)))["n"] == 3
+    conf = tmp_path / "conf"                             # a command's default changed: stale too
+    conf.mkdir()
+    (conf / "eval_revisit.yaml").write_text("memories: [none, fov]\n")
+    before = fingerprint(cfg, str(ck), conf)
+    (conf / "eval_revisit.yaml").write_text("memories: [none, fov, stateful]\n")
+    assert fingerprint(cfg, str(ck), conf) != before
