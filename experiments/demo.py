@@ -194,7 +194,7 @@ def retrain(cfg: DictConfig, run: Path) -> dict:
 
 def headline(res: dict) -> dict:
     rv, ag, th, wm = res["revisit"], res["agent"], res["throughput"], res["worldmodel"]
-    mems = [m for m in ("none", "recency", "fov", "embedding", "stateful") if m in rv]
+    mems = [m for m, v in rv.items() if isinstance(v, dict) and "revisit_psnr" in v]   # fov+reuse too
     return {"onestep_psnr": wm["onestep_psnr"], "copy_psnr": wm["copy_psnr"], "ae_psnr": wm["ae_psnr"],
             **{f"revisit_psnr_{m}": rv[m]["revisit_psnr"] for m in mems},
             "best_memory": rv["best_memory"], "real_success_rate": ag["real_success_rate"],
@@ -205,7 +205,7 @@ def build_report(run: Path, res: dict) -> Path:
     from experiments.report import image, table, write_report
 
     wm, rv, ag, th = res["worldmodel"], res["revisit"], res["agent"], res["throughput"]
-    mems = [m for m in ("none", "recency", "fov", "embedding", "stateful") if m in rv]
+    mems = [m for m, v in rv.items() if isinstance(v, dict) and "revisit_psnr" in v]   # fov+reuse too
     wm_rows = [[k, wm[k]] for k in ("ae_psnr", "ae_psnr_pooled", "onestep_psnr", "copy_psnr", "onestep_sharpness",
                                     "rollout_psnr_h1", "rollout_psnr_h4", "rollout_psnr_h16", "pose_err_h16",
                                     "gflop_per_frame", "frames_per_s_b32", "train_minutes") if k in wm]
