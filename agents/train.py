@@ -16,6 +16,7 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
 from agents.callbacks import DreamStatsCallback, RealEvalCallback
+from envs.dream_core import DreamConfig
 from envs.sb3 import DreamSB3VecEnv
 from envs.tasks import TaskConfig
 
@@ -53,6 +54,7 @@ class AgentConfig:
             self.task = TaskConfig(**self.task)
         if self.algo not in ALGOS:
             raise ValueError(f"unknown algorithm {self.algo!r}; choose one of {sorted(ALGOS)}")
+        DreamConfig(precision=self.precision)   # the dream's own check, before any run folder or env exists
         for k in ("total_timesteps", "n_envs", "eval_episodes", "max_episode_steps"):
             if getattr(self, k) < 1:
                 raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")

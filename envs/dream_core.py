@@ -176,7 +176,8 @@ class DreamCore:
         noise = torch.stack([torch.randn(last.shape[1:], generator=g, device=self.device) for g in self.generators])
         with self._autocast():
             z = self._sample(noise, read).float()
-        z, _ = reuse_stored_view(z, read, self.cfg.reuse_tol)
+        if self.cfg.reuse_tol > 0:
+            z, _ = reuse_stored_view(z, read, self.cfg.reuse_tol)
         reward_h, done_logit = heads.reward_done(last, a, z)
         reward, terminated = self.task.step(new_pose, now, reward_h, done_logit > DONE_THRESHOLD)
         with self._autocast():

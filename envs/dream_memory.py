@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from memory import MEMORY_KINDS, MemoryBank, StatefulGridMemory, relative_pose, retrieve, view_visibility
+from worldmodels.unet import nearest_pose
 
 
 @dataclass
@@ -24,16 +25,15 @@ class MemoryRead:
 
 def reuse_stored_view(z: torch.Tensor, read: MemoryRead, tol: float) -> tuple[torch.Tensor, torch.Tensor]:
     """The sample ``z (N, C, H, W)`` with, in each world whose memory read holds a frame stored at (nearly)
-    the query pose, that stored latent instead; and which worlds reused ``(N,)``.
+    the query pose, that stored latent instead; and which worlds reused ``(N,)``. The candidate is the
+    frame the denoiser stacks on its input (``nearest_pose``).
 
     "Nearly": squared pose distance ``dx^2 + dy^2 + 2 (1 - cos dyaw)`` below ``tol`` (0.001: within about
     0.03 units and 0.03 rad, a fifth of a step, an eighth of a turn). In a static scene the view is a function of the
     pose, so the stored view is what the place looks like; the denoiser's own copy of it is blurrier."""
     if read.latents is None or tol <= 0:
         return z, torch.zeros(z.shape[0], dtype=torch.bool, device=z.device)
-    r = read.rel_pose
-    dist = (r[..., :2].pow(2).sum(-1) + 2 * (1 - r[..., 2].cos())).masked_fill(~read.mask, float("inf"))
-    dmin, j = dist.min(1)
+    dmin, j = nearest_pose(read.rel_pose, read.mask)
     hit = dmin < tol
     stored = read.latents[torch.arange(z.shape[0], device=z.device), j]
     return torch.where(hit[:, None, None, None], stored, z), hit

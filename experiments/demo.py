@@ -192,9 +192,14 @@ def retrain(cfg: DictConfig, run: Path) -> dict:
     return run_train(tcfg, wm)
 
 
+def revisit_entries(rv: dict) -> list[str]:
+    """The memory kinds eval-revisit scored (``fov+reuse`` included), in its order."""
+    return [m for m, v in rv.items() if isinstance(v, dict) and "revisit_psnr" in v]
+
+
 def headline(res: dict) -> dict:
     rv, ag, th, wm = res["revisit"], res["agent"], res["throughput"], res["worldmodel"]
-    mems = [m for m, v in rv.items() if isinstance(v, dict) and "revisit_psnr" in v]   # fov+reuse too
+    mems = revisit_entries(rv)
     return {"onestep_psnr": wm["onestep_psnr"], "copy_psnr": wm["copy_psnr"], "ae_psnr": wm["ae_psnr"],
             **{f"revisit_psnr_{m}": rv[m]["revisit_psnr"] for m in mems},
             "best_memory": rv["best_memory"], "real_success_rate": ag["real_success_rate"],
@@ -205,7 +210,7 @@ def build_report(run: Path, res: dict) -> Path:
     from experiments.report import image, table, write_report
 
     wm, rv, ag, th = res["worldmodel"], res["revisit"], res["agent"], res["throughput"]
-    mems = [m for m, v in rv.items() if isinstance(v, dict) and "revisit_psnr" in v]   # fov+reuse too
+    mems = revisit_entries(rv)
     wm_rows = [[k, wm[k]] for k in ("ae_psnr", "ae_psnr_pooled", "onestep_psnr", "copy_psnr", "onestep_sharpness",
                                     "rollout_psnr_h1", "rollout_psnr_h4", "rollout_psnr_h16", "pose_err_h16",
                                     "gflop_per_frame", "frames_per_s_b32", "train_minutes") if k in wm]

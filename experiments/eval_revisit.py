@@ -121,7 +121,7 @@ def markdown_table(res: dict) -> str:
 
 
 def run_eval(cfg: DictConfig, run: Path) -> dict:
-    reuse = list(cfg.get("reuse", []))
+    reuse = list(cfg.reuse)
     for m in [*cfg.memories, *reuse]:
         if m not in MEMORY_KINDS:
             raise ValueError(f"unknown memory kind {m!r}; choose from {list(MEMORY_KINDS)}")

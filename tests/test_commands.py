@@ -141,6 +141,10 @@ def test_train_agent_end_to_end(tmp_path, tiny_checkpoint):
     assert 0 <= int(a) < 3
     p = memworld("train-agent", "algo=sac", "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
     assert p.returncode != 0 and "sac" in p.stderr + p.stdout
+    before = sorted(tmp_path.glob("train-agent-*"))
+    p = memworld("train-agent", "precision=fp8", "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
+    assert p.returncode != 0 and "precision must be" in p.stderr + p.stdout
+    assert sorted(tmp_path.glob("train-agent-*")) == before      # refused before a run folder was made
     # eval-agent judges the saved policy on held-out real seeds; a missing policy is named
     memworld("eval-agent", f"policies=[{run / 'policy.zip'}]", "episodes=2", "max_episode_steps=10",
              "task_start_region=[1,7,-7,-1]", "run_name=ev", "runs_root=" + str(tmp_path), cwd=tmp_path)

@@ -39,13 +39,7 @@ def matmul_ceiling_gflops(sizes: tuple[int, ...] = (1024, 2048), seconds: float 
 
 def time_call(fn: Callable[[], object], min_seconds: float = 1.0, warmup: int = 2) -> float:
     """Seconds per call of ``fn``, averaged over at least ``min_seconds``."""
-    for _ in range(warmup):
-        fn()
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < min_seconds:
-        fn()
-        n += 1
-    return (time.perf_counter() - t0) / n
+    return 1 / call_rates(fn, min_seconds, windows=1, warmup=warmup)[0]
 
 
 def call_rates(fn: Callable[[], object], min_seconds: float = 1.0, windows: int = 5, warmup: int = 2) -> tuple[float, float]:

@@ -123,6 +123,13 @@ class MemoryCrossAttention(nn.Module):
 NEAREST_POSE_CHANNELS = 5
 
 
+def nearest_pose(rel_pose: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Squared pose distance ``dx^2 + dy^2 + 2 (1 - cos dyaw)`` of the valid memory frame closest to the
+    target and its index, both ``(B,)``, from ``rel_pose (B, M, 3)`` and ``mask (B, M)`` (inf where none)."""
+    dist = rel_pose[..., :2].pow(2).sum(-1) + 2 * (1 - rel_pose[..., 2].cos())
+    return dist.masked_fill(~mask, math.inf).min(1)
+
+
 def nearest_memory(memory: torch.Tensor, rel_pose: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """The valid memory frame closest in pose to the target, as input planes ``(B, C + 5, H, W)``.
 
@@ -130,8 +137,7 @@ def nearest_memory(memory: torch.Tensor, rel_pose: torch.Tensor, mask: torch.Ten
     stored view of the same place can be copied by convolutions alone, which attention at
     half resolution did poorly (an exact stored target gave 25 dB with the context removed)."""
     b, _, c, h, w = memory.shape
-    dist = rel_pose[..., :2].pow(2).sum(-1) + 2 * (1 - rel_pose[..., 2].cos())
-    j = dist.masked_fill(~mask, math.inf).argmin(1)
+    _, j = nearest_pose(rel_pose, mask)
     ar = torch.arange(b, device=memory.device)
     ok = mask.any(1).to(memory.dtype)
     p = rel_pose[ar, j]
