@@ -18,6 +18,7 @@ from envs.dream_memory import DreamMemory, reuse_stored_view
 from envs.starts import StartSegments
 from envs.tasks import Task, TaskConfig
 from memory.geometry import compose
+from worldmodels.inference import inference_copy
 from worldmodels.precision import check_precision, uses_bf16
 from worldmodels.sampling import get_sampler, get_sigmas_karras
 from worldmodels.world_model import DONE_THRESHOLD, SamplerConfig, WorldModel
@@ -41,7 +42,7 @@ class DreamConfig:
     max_episode_steps: int = 300
     task: TaskConfig = field(default_factory=TaskConfig)
     device: str = "cpu"
-    compile: bool = False                  # torch.compile the denoiser and decoder (slow first step, faster after)
+    compile: bool = False                  # torch.compile the denoiser, weights frozen (slow first step, faster after)
     # conv weights in NHWC, oneDNN's own layout on CPU: no re-layout on every call (1.5x steps/s at N = 32 here)
     channels_last: bool = True
     # bf16 autocast of the denoiser and decoder (fp32 | bf16 | auto): on a CPU with AMX 1.2-1.5x steps/s at
@@ -86,16 +87,13 @@ class DreamCore:
         self.cfg, self.n = cfg, n_worlds
         self.device = torch.device(cfg.device)
         ckpt = Path(cfg.checkpoint) if cfg.checkpoint else default_checkpoint(cfg.source)
-        self.model = model if model is not None else WorldModel.load(ckpt, source=cfg.source, device=self.device)
-        if self.model.cfg.source != cfg.source:
-            raise ValueError(f"world model is for source {self.model.cfg.source!r}, not {cfg.source!r}")
-        if cfg.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+        model = model if model is not None else WorldModel.load(ckpt, source=cfg.source, device=self.device)
+        if model.cfg.source != cfg.source:
+            raise ValueError(f"world model is for source {model.cfg.source!r}, not {cfg.source!r}")
+        # the dream samples from its own copy, rearranged for speed; a caller's model is left as it was.
+        # Compiled: one graph per batch shape, and the dream's batch is fixed, so one compile serves
+        self.model = inference_copy(model, channels_last=cfg.channels_last, compile=cfg.compile)
         self.bf16 = uses_bf16(cfg.precision, self.device)     # ``auto`` resolved once: recordings store the outcome
-        if cfg.compile:
-            # one compiled graph per batch shape: the dream's batch is fixed, so one compile serves
-            self.model.denoiser.backbone = torch.compile(self.model.denoiser.backbone, dynamic=False)
-            self.model.autoencoder.decoder = torch.compile(self.model.autoencoder.decoder, dynamic=False)
         if starts is None:
             starts = StartSegments.load(Path(cfg.starts) if cfg.starts else StartSegments.path_beside(ckpt),
                                         k=self.model.context, n=cfg.starts_count, region=cfg.task.start_region)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
+import pytest
 import torch
 
 from memory import MemoryBank, StatefulGridMemory, compose, fov_overlap, relative_pose, retrieve
@@ -102,6 +102,19 @@ def test_a_revisit_is_a_near_pose_held_more_than_k_steps_earlier():
                       [9, 9, 0]], np.float32)
     path = RevisitPath("out_and_back", 0, 2, frames, poses, np.zeros(8, np.int64))
     assert path.revisit_of().tolist() == [-1, -1, -1, -1, 1, -1, -1, 0, -1]
+
+
+def test_the_copy_bound_scores_each_revisit_against_its_first_visit_only():
+    from envs.revisit import RevisitPath
+    from experiments.eval_revisit import copy_bound_psnr
+
+    poses = np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0], [3, 0, 0], [1, 0, 0], [0, 0, 0]], np.float32)
+    frames = np.zeros((6, 64, 64, 3), np.uint8)
+    frames[3] = 200                         # a non-revisit frame: must not count
+    frames[5] = 10                          # revisits frame 0 (black): MSE 100 -> 28.13 dB; frame 4 copies frame 1
+    path = RevisitPath("out_and_back", 0, 2, frames, poses, np.zeros(5, np.int64))
+    assert path.revisit_of().tolist() == [-1, -1, -1, -1, 1, 0]
+    assert copy_bound_psnr([path]) == pytest.approx((100 + 10 * np.log10(255**2 / 100)) / 2, abs=1e-3)
 
 
 def test_a_view_stored_at_the_same_pose_is_reused_and_others_are_not():
