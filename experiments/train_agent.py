@@ -16,7 +16,8 @@ from experiments.runs import make_run_dir, save_config, write_results
 def task_config(cfg: DictConfig) -> TaskConfig:
     """The task of a ``train-agent`` / ``eval-agent`` config (``task``, ``task_radius``, ...)."""
     region = cfg.get("task_start_region")
-    return TaskConfig(cfg.task, radius=float(cfg.task_radius), shaping=float(cfg.task_shaping),
+    return TaskConfig(cfg.task, radius=float(cfg.task_radius), leave=float(cfg.get("task_leave", 3.0)),
+                      shaping=float(cfg.task_shaping),
                       start_region=None if region is None else tuple(region))
 
 

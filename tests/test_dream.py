@@ -337,3 +337,15 @@ def test_reuse_gives_back_the_stored_view_when_the_dream_returns_to_a_pose(tiny_
     assert torch.equal(vec.core.ctx[0, -1], first)
     with pytest.raises(ValueError, match="reuse_tol"):
         DreamEnv(checkpoint=str(tiny_checkpoint), reuse_tol=-1.0)
+
+
+def test_the_commands_task_config_carries_leave_and_refuses_a_bad_one():
+    from omegaconf import OmegaConf
+
+    from experiments.train_agent import task_config
+
+    base = {"task": "homing", "task_radius": 1.0, "task_shaping": 0.1, "task_start_region": [3, 4.5, -6, -4]}
+    cfg = task_config(OmegaConf.create({**base, "task_leave": 2.5}))
+    assert (cfg.leave, cfg.radius, cfg.start_region) == (2.5, 1.0, (3, 4.5, -6, -4))
+    with pytest.raises(ValueError, match="leave"):
+        task_config(OmegaConf.create({**base, "task_leave": 0}))
