@@ -8,6 +8,7 @@ import sys
 COMMANDS = {
     "collect": "experiments.collect",
     "train-worldmodel": "experiments.train_worldmodel",
+    "train-decoder": "experiments.train_decoder",
     "train-agent": "experiments.train_agent",
     "eval-agent": "experiments.eval_agent",
     "eval-revisit": "experiments.eval_revisit",

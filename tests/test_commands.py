@@ -243,3 +243,26 @@ def test_demo_stages_are_reused_only_for_the_same_checkpoint_and_config(tmp_path
     before = fingerprint(cfg, str(ck), conf)
     (conf / "eval_revisit.yaml").write_text("memories: [none, fov, stateful]\n")
     assert fingerprint(cfg, str(ck), conf) != before
+
+
+def test_train_decoder_swaps_in_a_subpixel_decoder_and_keeps_the_rest(tmp_path, tiny_checkpoint, tiny_dataset):
+    import torch
+    from safetensors.torch import load_file
+
+    from worldmodels.world_model import WorldModel
+
+    p = memworld("train-decoder", f"init={tiny_checkpoint}", "decoder=tv", "runs_root=" + str(tmp_path),
+                 cwd=tmp_path, check=False)
+    assert p.returncode != 0 and "unknown decoder 'tv'" in p.stderr + p.stdout
+    memworld("train-decoder", f"init={tiny_checkpoint}", f"heldout={tiny_dataset[0]}", "heldout_frames=32",
+             "heldout_episodes=1", "channels=[16,8]", "steps=20", "batch=4", "timing_rounds=1", "progress=false",
+             "run_name=dec", "runs_root=" + str(tmp_path), cwd=tmp_path)
+    res = json.loads((tmp_path / "dec" / "results.json").read_text())
+    assert {"ae_psnr_old", "ae_psnr_new", "decode_ms_32", "gflop_per_frame", "train_minutes_total"} <= set(res)
+    new = WorldModel.load(res["checkpoint"])
+    assert new.cfg.autoencoder.decoder == "subpixel" and new.cfg.autoencoder.subpixel_channels == (16, 8)
+    assert new.decode(new.encode(torch.zeros(2, 64, 64, 3, dtype=torch.uint8))).shape == (2, 64, 64, 3)
+    old, got = load_file(str(tiny_checkpoint)), load_file(res["checkpoint"])
+    kept = [k for k in old if not k.startswith("autoencoder.decoder.")]
+    assert kept and all((old[k] == got[k]).all() for k in kept)          # encoder, denoiser, heads untouched
+    assert (tmp_path / "dec" / "world_model.starts.npz").exists()

@@ -250,3 +250,17 @@ def test_fine_tuning_a_model_without_stacked_memory_starts_from_the_same_functio
                 memory_pose=torch.randn(2, 2, 3), memory_mask=torch.ones(2, 2, dtype=torch.bool))
     with torch.no_grad():
         torch.testing.assert_close(new.denoiser(x, torch.ones(2), **cond), old.denoiser(x, torch.ones(2), **cond))
+
+
+def test_configs_without_a_decoder_key_build_the_upsample_decoder_and_subpixel_decodes_full_frames():
+    from worldmodels.autoencoder import Decoder, SubpixelDecoder
+    from worldmodels.world_model import WorldModelConfig
+
+    old = WorldModelConfig.from_dict({"autoencoder": {"latent_channels": 4, "dec_channels": [8, 8, 8]}})
+    assert old.autoencoder.decoder == "upsample"
+    assert isinstance(WorldModel(old).autoencoder.decoder, Decoder)
+    new = WorldModelConfig.from_dict({"autoencoder": {"decoder": "subpixel", "subpixel_channels": [16, 8]}})
+    dec = WorldModel(new).autoencoder.decoder
+    assert isinstance(dec, SubpixelDecoder) and dec(torch.zeros(2, 4, 16, 16)).shape == (2, 3, 64, 64)
+    with pytest.raises(ValueError, match="unknown decoder"):
+        WorldModelConfig.from_dict({"autoencoder": {"decoder": "bilinear"}})

@@ -1,0 +1,87 @@
+"""``memworld train-decoder``: replace a world model's decoder by a new one fitted on its frozen encoder.
+
+Writes the new checkpoint (start segments copied beside it) and results.json: reconstruction PSNR on
+held-out frames with the old and the new decoder, and the decoders' speed on 32 latents measured in
+turns (inference copies, as the dream runs them).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from envs.dataset import load_arrays
+from envs.dream_core import default_checkpoint
+from envs.starts import StartSegments
+from experiments.runs import make_run_dir, save_config, write_results
+from worldmodels.decoder_training import DecoderTrainConfig, retrain_decoder
+from worldmodels.evaluation import evaluate_autoencoder
+from worldmodels.flops import call_rates, count_flops
+from worldmodels.inference import inference_copy
+from worldmodels.world_model import WorldModel
+
+
+def decode_ms(models: dict[str, WorldModel], rounds: int, batch: int = 32) -> dict[str, float]:
+    """Milliseconds to decode ``batch`` latents with each model's inference copy, best of ``rounds`` turns."""
+    fast = {k: inference_copy(m) for k, m in models.items()}
+    z = torch.randn(batch, next(iter(models.values())).cfg.autoencoder.latent_channels, 16, 16)
+    best = {k: 0.0 for k in fast}
+    for _ in range(rounds):
+        for k, m in fast.items():
+            best[k] = max(best[k], call_rates(lambda m=m: m.decode(z), 1.0)[1])
+    return {k: 1000 / v for k, v in best.items()}
+
+
+def run(cfg: DictConfig, run_dir: Path) -> dict:
+    train_cfg = DecoderTrainConfig(str(cfg.decoder), tuple(cfg.channels), int(cfg.steps), int(cfg.batch),
+                                   float(cfg.lr), int(cfg.seed), str(cfg.precision))
+    init = Path(cfg.init) if cfg.init else default_checkpoint(cfg.source)
+    model = WorldModel.load(init, source=cfg.source)
+    dataset = cfg.dataset or model.meta.get("dataset")
+    if not dataset or not Path(dataset).exists():
+        raise FileNotFoundError(f"training frames {dataset!r} not found: give dataset=<folder> "
+                                f"(the checkpoint names {model.meta.get('dataset')!r})")
+    arrays = load_arrays(dataset)
+    train = arrays.split(int(cfg.heldout_episodes))[0] if cfg.heldout_episodes else arrays
+    print(f"{init}: fitting a {cfg.decoder} decoder on {len(train.frames)} frames of {dataset}")
+    new, seconds = retrain_decoder(model, train.frames, train_cfg, progress=bool(cfg.progress))
+    minutes = seconds / 60
+    out = Path(cfg.out) if cfg.out else run_dir / "world_model.safetensors"
+    total = float(model.meta.get("train_minutes_total", model.meta.get("train_minutes") or 0.0)) + minutes
+    new.save(out, train_minutes_total=total, decoder_train_minutes=minutes, decoder_retrained_from=str(init),
+             decoder_command="memworld train-decoder " + " ".join(sys.argv[1:]))
+    starts = StartSegments.path_beside(init)
+    if starts.exists():
+        shutil.copyfile(starts, StartSegments.path_beside(out))
+    res = {"checkpoint": str(out), "decoder": cfg.decoder, "decoder_train_minutes": minutes,
+           "train_minutes_total": total, "train_frames": int(len(train.frames))}
+    z = torch.zeros(1, model.cfg.autoencoder.latent_channels, 16, 16)
+    res["gflop_per_frame"] = {k: count_flops(lambda m=m: m.autoencoder.decoder(z)) / 1e9
+                              for k, m in (("old", model), ("new", new))}
+    if cfg.heldout and Path(cfg.heldout).exists():
+        frames = load_arrays(cfg.heldout).frames
+        pick = np.random.default_rng(0).choice(len(frames), min(int(cfg.heldout_frames), len(frames)), replace=False)
+        res["ae_psnr_old"] = evaluate_autoencoder(model, frames[np.sort(pick)])["ae_psnr"]
+        res["ae_psnr_new"] = evaluate_autoencoder(new, frames[np.sort(pick)])["ae_psnr"]
+        print(f"held-out reconstruction: old {res['ae_psnr_old']:.2f} dB, new {res['ae_psnr_new']:.2f} dB")
+    res["decode_ms_32"] = decode_ms({"old": model, "new": new}, int(cfg.timing_rounds))
+    print(f"decoding 32 frames: old {res['decode_ms_32']['old']:.1f} ms, new {res['decode_ms_32']['new']:.1f} ms")
+    return res
+
+
+@hydra.main(config_path="conf", config_name="train_decoder", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    torch.set_num_threads(int(cfg.threads))
+    run_dir = make_run_dir("train-decoder", cfg.runs_root, cfg.run_name)
+    save_config(run_dir, cfg)
+    write_results(run_dir, run(cfg, run_dir))
+
+
+if __name__ == "__main__":
+    main()
