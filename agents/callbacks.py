@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from stable_baselines3.common.logger import TensorBoardOutputFormat
 from agents.evaluate import evaluate_real
 from agents.video import add_video, save_gif
 from envs.tasks import TaskConfig
+from worldmodels.checkpoint import atomic_write_bytes
 
 
 def _tb_writer(logger):
@@ -81,18 +83,33 @@ def _find_core(venv):
     return None
 
 
+def next_multiple(step: int, every: int) -> int:
+    """The first multiple of ``every`` above ``step``: where a periodic callback fires next, also
+    after a resume (counting from ``every`` again would fire on every step until it caught up)."""
+    return (step // every + 1) * every if every else 0
+
+
 class RealEvalCallback(BaseCallback):
     """Every ``eval_freq`` steps, act in the real env: logs ``real/return``, ``real/success_rate``,
-    ``real/episode_length`` and a video of the first episode."""
+    ``real/episode_length`` and a video of the first episode.
+
+    With ``history_path`` the evaluations so far are kept in that JSON file and read back when a
+    resumed run makes the callback again, so results and plots cover the whole run."""
 
     def __init__(self, source: str, task: TaskConfig, eval_freq: int, episodes: int, seed: int,
-                 max_episode_steps: int, video_dir: Path | None = None):
+                 max_episode_steps: int, video_dir: Path | None = None, history_path: Path | None = None):
         super().__init__()
         self.source, self.task, self.eval_freq, self.episodes = source, task, eval_freq, episodes
         self.seed, self.max_steps, self.video_dir = seed, max_episode_steps, video_dir
+        self.history_path = history_path
         self.history: list[tuple[int, dict]] = []
+        if history_path is not None and history_path.exists():
+            self.history = [(int(t), dict(f)) for t, f in json.loads(history_path.read_text())]
         self.last = None
         self._next = eval_freq
+
+    def _on_training_start(self) -> None:
+        self._next = next_multiple(self.num_timesteps, self.eval_freq)
 
     def _on_step(self) -> bool:
         if self.eval_freq and self.num_timesteps >= self._next:
@@ -113,6 +130,10 @@ class RealEvalCallback(BaseCallback):
             add_video(writer, "real/episode", frames, self.num_timesteps)
         if self.video_dir is not None:
             save_gif(frames, self.video_dir / f"real_{self.num_timesteps}.gif")
+        if self.history and self.history[-1][0] == self.num_timesteps:
+            self.history.pop()                  # evaluated again at the same step (the final one): keep the latest
         self.history.append((self.num_timesteps, fig))
+        if self.history_path is not None:
+            atomic_write_bytes(self.history_path, json.dumps(self.history).encode())
         self.logger.dump(self.num_timesteps)
         return fig

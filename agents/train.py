@@ -15,7 +15,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
-from agents.callbacks import DreamStatsCallback, RealEvalCallback
+from agents.callbacks import DreamStatsCallback, RealEvalCallback, next_multiple
 from envs.dream_core import DreamConfig
 from envs.sb3 import DreamSB3VecEnv
 from envs.tasks import TaskConfig
@@ -93,6 +93,9 @@ class ResumeCheckpoint(BaseCallback):
         super().__init__()
         self.path, self.every, self._next = path, every, every
 
+    def _on_training_start(self) -> None:
+        self._next = next_multiple(self.num_timesteps, self.every)
+
     def _on_step(self) -> bool:
         if self.every and self.num_timesteps >= self._next:
             self._next += self.every
@@ -125,8 +128,11 @@ def train(cfg: AgentConfig, run: Path, where: str = "dream", progress: bool = Tr
         model = make_agent(cfg, venv, tb)
     videos = run / "videos"
     videos.mkdir(parents=True, exist_ok=True)
+    history = run / f"{where}_eval_history.json"
+    if not resume.exists():
+        history.unlink(missing_ok=True)     # a fresh start: no evaluations from an earlier attempt
     real_cb = RealEvalCallback(cfg.source, cfg.task, cfg.eval_freq, cfg.eval_episodes, cfg.eval_seed,
-                               cfg.max_episode_steps, video_dir=videos)
+                               cfg.max_episode_steps, video_dir=videos, history_path=history)
     callbacks = [real_cb]
     if where == "dream":
         callbacks.append(DreamStatsCallback(cfg.video_every, video_dir=videos))

@@ -196,13 +196,16 @@ def test_agent_training_resumes(tiny_checkpoint, tmp_path):
     from envs.tasks import TaskConfig
 
     cfg = AgentConfig(task=TaskConfig("reach"), total_timesteps=64, n_envs=2, checkpoint=str(tiny_checkpoint),
-                      max_episode_steps=20, eval_episodes=1, checkpoint_every=32,
+                      max_episode_steps=5, eval_episodes=1, eval_freq=32, checkpoint_every=32,
                       hyperparams={"n_steps": 32, "batch_size": 32, "n_epochs": 1})
-    model, _ = train(cfg, tmp_path, "dream", progress=False)
+    model, cb = train(cfg, tmp_path, "dream", progress=False)
     assert (tmp_path / "dream_resume.zip").is_file() and model.num_timesteps == 64
-    cfg.total_timesteps = 128
-    model2, _ = train(cfg, tmp_path, "dream", progress=False)
-    assert model2.num_timesteps == 128
+    assert [t for t, _ in cb.history] == [32, 64]
+    cfg.total_timesteps = 192
+    model2, cb2 = train(cfg, tmp_path, "dream", progress=False)
+    assert model2.num_timesteps == 192
+    # the evaluation before the resume is kept, and the resumed run evaluates once per period, not on every step
+    assert [t for t, _ in cb2.history] == [32, 64, 96, 128, 160, 192]
 
 
 def test_start_region_limits_dream_and_real_starts(tiny_checkpoint):
