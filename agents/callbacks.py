@@ -32,6 +32,9 @@ class DreamStatsCallback(BaseCallback):
         self._returns, self._ep_ret, self._gaps, self._frames = [], None, [], []
         self._next_video = video_every
 
+    def _on_training_start(self) -> None:
+        self._next_video = next_multiple(self.num_timesteps, self.video_every)
+
     def _on_step(self) -> bool:
         infos, rewards, dones = self.locals["infos"], self.locals["rewards"], self.locals["dones"]
         if self._ep_ret is None:
