@@ -104,17 +104,20 @@ def test_a_revisit_is_a_near_pose_held_more_than_k_steps_earlier():
     assert path.revisit_of().tolist() == [-1, -1, -1, -1, 1, -1, -1, 0, -1]
 
 
-def test_the_copy_bound_scores_each_revisit_against_its_first_visit_only():
+def test_the_copy_bound_copies_the_nearest_earlier_view_through_the_reconstruction():
     from envs.revisit import RevisitPath
     from experiments.eval_revisit import copy_bound_psnr
 
-    poses = np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0], [3, 0, 0], [1, 0, 0], [0, 0, 0]], np.float32)
+    # k = 2: only frame 5 is a revisit; frames 0 (earliest, 0.35 away) and 1 (nearest, 0.05 away) qualify
+    poses = np.array([[0, 0, 0], [0.4, 0, 0], [5, 0, 0], [6, 0, 0], [7, 0, 0], [0.35, 0, 0]], np.float32)
     frames = np.zeros((6, 64, 64, 3), np.uint8)
-    frames[3] = 200                         # a non-revisit frame: must not count
-    frames[5] = 10                          # revisits frame 0 (black): MSE 100 -> 28.13 dB; frame 4 copies frame 1
+    frames[0], frames[1], frames[5] = 200, 10, 20
     path = RevisitPath("out_and_back", 0, 2, frames, poses, np.zeros(5, np.int64))
-    assert path.revisit_of().tolist() == [-1, -1, -1, -1, 1, 0]
-    assert copy_bound_psnr([path]) == pytest.approx((100 + 10 * np.log10(255**2 / 100)) / 2, abs=1e-3)
+    assert path.revisit_of().tolist() == [-1, -1, -1, -1, -1, 0]
+    # frame 1 copied as is: MSE 100 -> 28.13 dB (the earliest, frame 0, would give 180^2)
+    assert copy_bound_psnr([path], lambda f: f) == pytest.approx(10 * np.log10(255**2 / 100), abs=1e-3)
+    # the reconstruction is what is scored: a round trip that brightens by 10 makes the copy exact
+    assert copy_bound_psnr([path], lambda f: f + 10) == pytest.approx(100.0)
 
 
 def test_a_view_stored_at_the_same_pose_is_reused_and_others_are_not():

@@ -15,8 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
+
+from worldmodels.precision import autocast_for
 
 
 @dataclass
@@ -117,6 +121,20 @@ class Autoencoder(nn.Module):
         """Reconstruction ``(B, 3, 64, 64)`` and latents ``(B, C, 16, 16)`` (one call, so DDP syncs both)."""
         z = self.encode(x)
         return self.decode(z), z
+
+
+@torch.no_grad()
+def encode_raw(ae: Autoencoder, frames: np.ndarray, precision: str = "fp32", device: str | torch.device = "cpu",
+               chunk: int = 512, progress: bool = False) -> torch.Tensor:
+    """Encoder latents ``(N, C, 16, 16)`` (raw, not normalised) of uint8 frames ``(N, 64, 64, 3)``, ``chunk`` at a
+    time under ``precision``'s autocast; ``ae`` is left in eval mode."""
+    ae.eval()
+    device = torch.device(device)
+    out = []
+    for i in tqdm(range(0, len(frames), chunk), desc="encode", disable=not progress):
+        with autocast_for(precision, device):
+            out.append(ae.encode(to_unit(torch.from_numpy(frames[i:i + chunk]).to(device))).float())
+    return torch.cat(out)
 
 
 def to_unit(frames_uint8: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from worldmodels.autoencoder import AutoencoderConfig, build_decoder, to_unit
+from worldmodels.autoencoder import AutoencoderConfig, build_decoder, encode_raw, to_unit
 from worldmodels.precision import autocast_for, check_precision
 from worldmodels.world_model import WorldModel
 
@@ -39,17 +39,6 @@ class DecoderTrainConfig:
         AutoencoderConfig(decoder=self.decoder)         # an unknown decoder is refused before any work
 
 
-@torch.no_grad()
-def encode_frames(model: WorldModel, frames: np.ndarray, precision: str = "fp32", chunk: int = 512) -> torch.Tensor:
-    """Raw (not normalised) encoder latents ``(N, C, 16, 16)`` of uint8 frames ``(N, 64, 64, 3)``."""
-    ae = model.autoencoder.eval()
-    out = []
-    for i in range(0, len(frames), chunk):
-        with autocast_for(precision, model.device):
-            out.append(ae.encode(to_unit(torch.from_numpy(frames[i:i + chunk]).to(model.device))).float())
-    return torch.cat(out)
-
-
 def retrain_decoder(model: WorldModel, frames: np.ndarray, cfg: DecoderTrainConfig,
                     progress: bool = True) -> tuple[WorldModel, float]:
     """A copy of ``model`` with a new ``cfg.decoder`` decoder fitted by pixel MSE to ``frames (N, 64, 64, 3)``
@@ -58,7 +47,7 @@ def retrain_decoder(model: WorldModel, frames: np.ndarray, cfg: DecoderTrainConf
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    latents = encode_frames(model, frames, cfg.precision)
+    latents = encode_raw(model.autoencoder, frames, cfg.precision, model.device)
     new = copy.deepcopy(model)
     ae_cfg = copy.deepcopy(model.cfg.autoencoder)
     ae_cfg.decoder = cfg.decoder

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from worldmodels.autoencoder import to_unit
+from worldmodels.autoencoder import encode_raw, to_unit
 from worldmodels.edm import EDMLoss, augment_context, drop_context
 from worldmodels.heads import DONE_POS_WEIGHT
 from worldmodels.precision import autocast_for, check_precision
@@ -196,12 +196,8 @@ class Trainer:
     def encode_dataset(self) -> None:
         """Encode every training frame once (the denoiser never runs the encoder) and set the statistics."""
         t0 = time.perf_counter()
-        ae = self.model.autoencoder.eval()
-        out = []
-        for i in tqdm(range(0, len(self.train.frames), 512), desc="encode", disable=not self.progress):
-            with self._autocast():
-                out.append(ae.encode(to_unit(torch.from_numpy(self.train.frames[i:i + 512]).to(self.device))).float())
-        z = torch.cat(out)
+        ae = self.model.autoencoder
+        z = encode_raw(ae, self.train.frames, self.cfg.precision, self.device, progress=self.progress)
         if self.den_step == 0:  # encoding is part of training's cost; a resume re-encodes but was paid once
             self.seconds += time.perf_counter() - t0
         if self.den_step == 0 and not self.keep_latent_stats:
