@@ -179,7 +179,7 @@ class DreamCore:
         reward_h, done_logit = heads.reward_done(last, a, z)
         reward, terminated = self.task.step(new_pose, now, reward_h, done_logit > DONE_THRESHOLD)
         with self._autocast():
-            self.frames = self.model.decode(z).cpu()
+            self.frames = self.task.observe(self.model.decode(z).cpu())
         self.memory.write(z, new_pose, now)
         self.ctx = torch.cat([self.ctx[:, 1:], z[:, None]], 1)
         self.pose, self.t = new_pose, now

@@ -8,6 +8,9 @@
 - ``homing``: go at least ``leave`` away from the start, then come back within ``radius``; the
   optional shaping uses the potential ``d`` (distance from the start) until the agent has left and
   ``2 leave - d`` afterwards, continuous where it leaves, so it is potential-based as well.
+  With ``cue`` the observation shows which half of the task the agent is in: once it has left, the
+  top ``CUE_ROWS`` rows of every frame it sees turn white (in the dream and the real env alike), so a
+  feed-forward policy can tell "going out" from "coming back" at the same place.
 
 Any task may set ``start_region`` ``(x0, x1, y0, y1)``: episodes then start only at poses inside
 it, in the real env (resets are redrawn until the start lies inside) and in the dream (start
@@ -22,6 +25,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+CUE_ROWS = 3
 DEFAULT_GOALS = {"miniworld": (5.0, -5.0), "minigrid": (17.0, 17.0), "vizdoom": (0.0, 0.0)}
 
 
@@ -33,6 +37,7 @@ class TaskConfig:
     leave: float = 3.0
     shaping: float = 0.0                       # weight of the potential-based progress shaping
     start_region: tuple[float, float, float, float] | None = None   # (x0, x1, y0, y1); None: anywhere
+    cue: bool = False                          # homing: mark observations once the agent has left
 
     def __post_init__(self) -> None:
         if self.name not in TASKS:
@@ -77,6 +82,13 @@ class Task:
             return self.left & (d < self.cfg.radius), torch.where(self.left, 2 * self.cfg.leave - d, d)
         dist = (pose[:, :2].float() - self.goal).norm(dim=1)
         return dist < self.cfg.radius, -dist
+
+    def observe(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frames ``(N, H, W, 3) uint8`` as the agent sees them: with ``cue``, the top rows of the worlds
+        that have left are white. Changes ``frames`` in place and returns it."""
+        if self.cfg.cue and self.cfg.name == "homing" and bool(self.left.any()):
+            frames[self.left.to(frames.device), :CUE_ROWS] = 255
+        return frames
 
     def step(self, pose: torch.Tensor, step: torch.Tensor, reward_head: torch.Tensor,
              done_head: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -129,6 +141,7 @@ class RealTaskWrapper(gym.Wrapper):
                                      torch.zeros(1), torch.zeros(1))
             reward, terminated = float(r[0]), bool(done[0])
             info["is_success"] = terminated
+            obs = self.task.observe(torch.from_numpy(np.array(obs))[None])[0].numpy()
         else:
             info["is_success"] = bool(terminated)
         return obs, reward, terminated, truncated, info

@@ -17,7 +17,7 @@ def task_config(cfg: DictConfig) -> TaskConfig:
     """The task of a ``train-agent`` / ``eval-agent`` config (``task``, ``task_radius``, ...)."""
     region = cfg.get("task_start_region")
     return TaskConfig(cfg.task, radius=float(cfg.task_radius), leave=float(cfg.get("task_leave", 3.0)),
-                      shaping=float(cfg.task_shaping),
+                      shaping=float(cfg.task_shaping), cue=bool(cfg.get("task_cue", False)),
                       start_region=None if region is None else tuple(region))
 
 

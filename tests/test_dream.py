@@ -323,6 +323,58 @@ def test_homing_pays_on_return_and_its_shaping_telescopes():
     assert not bool(d[0]) and float(r[0]) == pytest.approx(0.02, abs=1e-6)
 
 
+def test_homing_cue_marks_what_the_agent_sees_only_after_it_has_left(tiny_checkpoint):
+    import torch
+
+    from envs.tasks import CUE_ROWS, Task, TaskConfig
+
+    task = Task(TaskConfig("homing", leave=1.0, cue=True), 2, "miniworld", max_steps=100)
+    task.reset(torch.ones(2, dtype=torch.bool), torch.zeros(2, 3))
+    frames = torch.zeros(2, 64, 64, 3, dtype=torch.uint8)
+    task.step(torch.tensor([[0.5, 0, 0], [2.0, 0, 0]]), torch.tensor([1, 1]), torch.zeros(2), torch.zeros(2))
+    seen = task.observe(frames.clone())
+    assert (seen[0] == 0).all()                                # world 0 has not left: untouched
+    assert (seen[1, :CUE_ROWS] == 255).all() and (seen[1, CUE_ROWS:] == 0).all()
+    task.reset(torch.tensor([False, True]), torch.zeros(2, 3))   # a new episode starts unmarked
+    assert (task.observe(frames.clone()) == 0).all()
+    # without cue (the default) nothing is drawn; in the dream, the cue reaches the observation
+    plain = Task(TaskConfig("homing", leave=1.0), 1, "miniworld", max_steps=100)
+    plain.reset(torch.ones(1, dtype=torch.bool), torch.zeros(1, 3))
+    plain.step(torch.tensor([[2.0, 0, 0]]), torch.tensor([1]), torch.zeros(1), torch.zeros(1))
+    assert (plain.observe(frames[:1].clone()) == 0).all()
+    env = DreamEnv(checkpoint=str(tiny_checkpoint), memory="none", task="homing",
+                   task_kwargs={"leave": 1.5, "radius": 0.5, "cue": True})
+    env.core.model.heads.pose_delta = lambda z, a: torch.tensor([[1.0, 0.0, 0.0]]).expand(len(a), 3)
+    env.reset(seed=0)
+    first, *_ = env.step(2)                                     # 1.0 away: not yet left
+    second, *_ = env.step(2)                                    # 2.0 away: left
+    assert not (first[:CUE_ROWS] == 255).all() and (second[:CUE_ROWS] == 255).all()
+
+
+def test_the_real_env_shows_the_same_homing_cue():
+    import gymnasium as gym
+
+    from envs.tasks import CUE_ROWS, RealTaskWrapper, TaskConfig
+
+    class Walker(gym.Env):   # moves 1.0 along x per step and shows a black frame
+        observation_space = gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)
+        action_space = gym.spaces.Discrete(3)
+
+        def reset(self, *, seed=None, options=None):
+            self.x = 0.0
+            return np.zeros((64, 64, 3), np.uint8), {"pose": np.array([0.0, 0.0, 0.0])}
+
+        def step(self, action):
+            self.x += 1.0
+            return np.zeros((64, 64, 3), np.uint8), 0.0, False, False, {"pose": np.array([self.x, 0.0, 0.0])}
+
+    env = RealTaskWrapper(Walker(), TaskConfig("homing", leave=1.5, radius=0.5, cue=True), "miniworld")
+    env.reset(seed=0)
+    assert (env.step(0)[0] == 0).all()
+    obs = env.step(0)[0]
+    assert (obs[:CUE_ROWS] == 255).all() and (obs[CUE_ROWS:] == 0).all()
+
+
 def test_reuse_gives_back_the_stored_view_when_the_dream_returns_to_a_pose(tiny_checkpoint):
     # turning a full circle returns to the pose of the last context frame: with reuse on, that frame comes back
     vec = DreamVectorEnv(num_envs=1, checkpoint=str(tiny_checkpoint), memory="fov", reuse_tol=0.05)
@@ -349,6 +401,7 @@ def test_the_commands_task_config_carries_leave_and_refuses_a_bad_one():
 
     base = {"task": "homing", "task_radius": 1.0, "task_shaping": 0.1, "task_start_region": [3, 4.5, -6, -4]}
     cfg = task_config(OmegaConf.create({**base, "task_leave": 2.5}))
-    assert (cfg.leave, cfg.radius, cfg.start_region) == (2.5, 1.0, (3, 4.5, -6, -4))
+    assert (cfg.leave, cfg.radius, cfg.start_region, cfg.cue) == (2.5, 1.0, (3, 4.5, -6, -4), False)
+    assert task_config(OmegaConf.create({**base, "task_cue": True})).cue
     with pytest.raises(ValueError, match="leave"):
         task_config(OmegaConf.create({**base, "task_leave": 0}))
