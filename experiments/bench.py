@@ -200,14 +200,18 @@ def bench_dream(cfg: DictConfig) -> dict:
 
     rss0 = rss_mb()
     precision = str(cfg.get("precision", "fp32"))
-    dtype = torch.bfloat16 if uses_bf16(precision, torch.device("cpu")) else torch.float32
+    device = torch.device(str(cfg.get("device", "cpu")))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("bench device=cuda, but torch sees no CUDA device")
+    dtype = torch.bfloat16 if uses_bf16(precision, device) else torch.float32
     # the ceiling before and after the dream and the larger one counts: this machine's speed drifts
     # by a third within minutes, and a ceiling caught in a slow moment would flatter the fraction
-    ceiling_start = matmul_ceiling_gflops(dtype=dtype)
+    sizes = (1024, 2048) if device.type == "cpu" else (4096, 8192)
+    ceiling_start = matmul_ceiling_gflops(sizes, dtype=dtype, device=device)
     dream, dream_best, real, flops_step = {}, {}, {}, None
     for n in cfg.worlds:
         vec = DreamVectorEnv(num_envs=n, source=cfg.source, checkpoint=cfg.checkpoint, memory=cfg.memory,
-                             compile=bool(cfg.compile), precision=precision)
+                             compile=bool(cfg.compile), precision=precision, device=str(device))
         vec.reset(seed=0)
         rng = np.random.default_rng(0)
         for _ in range(3):  # warm up (and compile, when asked)
@@ -218,13 +222,15 @@ def bench_dream(cfg: DictConfig) -> dict:
             flops_step = count_flops(lambda: vec1.step(np.array([2])))
         mean, best = call_rates(lambda: vec.step(rng.integers(0, 3, n)), cfg.seconds)
         dream[n], dream_best[n] = n * mean, n * best
-        real[n] = real_steps_per_s(cfg.source, n, cfg.seconds)
-        print(f"N={n}: dream {dream[n]:.0f} steps/s (best window {dream_best[n]:.0f}), real {real[n]:.0f} steps/s")
-    ceiling_end = matmul_ceiling_gflops(dtype=dtype)
+        # real=false skips the real env, e.g. on a GPU machine with no OpenGL for MiniWorld
+        real[n] = real_steps_per_s(cfg.source, n, cfg.seconds) if cfg.get("real", True) else None
+        print(f"N={n}: dream {dream[n]:.0f} steps/s (best window {dream_best[n]:.0f}), real "
+              + (f"{real[n]:.0f} steps/s" if real[n] is not None else "not measured"))
+    ceiling_end = matmul_ceiling_gflops(sizes, dtype=dtype, device=device)
     ceiling = max(ceiling_start, ceiling_end)
     n_best = max(dream_best, key=dream_best.get)
     achieved = dream_best[n_best] * flops_step / 1e9
-    return {"memory": cfg.memory, "compile": bool(cfg.compile), "precision": "bf16" if dtype == torch.bfloat16 else "fp32",
+    return {"memory": cfg.memory, "compile": bool(cfg.compile), "device": str(device), "precision": "bf16" if dtype == torch.bfloat16 else "fp32",
             "dream_steps_per_s": dream, "dream_steps_per_s_best_window": dream_best, "real_steps_per_s": real,
             "gflop_per_step": flops_step / 1e9, "achieved_gflops": achieved, "achieved_at_worlds": n_best,
             "achieved_gflops_mean": max(dream.values()) * flops_step / 1e9,

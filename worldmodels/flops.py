@@ -17,22 +17,26 @@ def count_flops(fn: Callable[[], object]) -> float:
 
 
 def matmul_ceiling_gflops(sizes: tuple[int, ...] = (1024, 2048), seconds: float = 2.0,
-                          dtype: torch.dtype = torch.float32) -> float:
+                          dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> float:
     """Best GFLOP/s of an ``n x n`` matmul in ``dtype`` for each ``n`` in ``sizes`` (``seconds`` shared among
     them), with torch's current threads.
 
     The best of many short bursts, so that a moment of contention on a shared machine does not count;
     and of several sizes, because bf16 on AMX reaches its peak only on larger matrices than fp32 does
-    (here 1024: ~450, 2048: ~1900 GFLOP/s)."""
+    (here 1024: ~450, 2048: ~1900 GFLOP/s). On a GPU each burst is timed after a synchronize."""
+    device = torch.device(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     best = 0.0
     for n in sizes:
-        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
         a @ b
+        sync()
         t_end = time.perf_counter() + seconds / len(sizes)
         while time.perf_counter() < t_end:
             t0 = time.perf_counter()
             for _ in range(4):
                 a @ b
+            sync()
             best = max(best, 4 * 2 * n**3 / (time.perf_counter() - t0) / 1e9)
     return best
 
