@@ -230,7 +230,8 @@ def bench_dream(cfg: DictConfig) -> dict:
     ceiling = max(ceiling_start, ceiling_end)
     n_best = max(dream_best, key=dream_best.get)
     achieved = dream_best[n_best] * flops_step / 1e9
-    return {"memory": cfg.memory, "compile": bool(cfg.compile), "device": str(device), "precision": "bf16" if dtype == torch.bfloat16 else "fp32",
+    return {"memory": cfg.memory, "compile": bool(cfg.compile), "device": str(device),
+            "precision": "bf16" if dtype == torch.bfloat16 else "fp32",
             "dream_steps_per_s": dream, "dream_steps_per_s_best_window": dream_best, "real_steps_per_s": real,
             "gflop_per_step": flops_step / 1e9, "achieved_gflops": achieved, "achieved_at_worlds": n_best,
             "achieved_gflops_mean": max(dream.values()) * flops_step / 1e9,
