@@ -2,9 +2,8 @@
 
 Per world: K context latents and actions, the pose (integrated from the pose head),
 memory, step count, its own ``torch.Generator``. A step: pose head -> memory read at
-the new pose -> sample the next latent -> reward/termination heads (and, where the model has
-one, the ``pose_after`` head, whose pose the world keeps) -> task -> decode -> memory write.
-Nothing here knows about Gymnasium.
+the new pose -> sample the next latent -> reward/termination heads -> task -> decode ->
+memory write. Nothing here knows about Gymnasium.
 """
 
 from __future__ import annotations
@@ -178,8 +177,6 @@ class DreamCore:
         if self.cfg.reuse_tol > 0:
             z, _ = reuse_stored_view(z, read, self.cfg.reuse_tol)
         reward_h, done_logit = heads.reward_done(last, a, z)
-        if heads.cfg.pose_after:    # the generated frame shows whether the move happened (a wall blocks it)
-            new_pose = compose(self.pose, heads.pose_delta_after(last, a, z))
         reward, terminated = self.task.step(new_pose, now, reward_h, done_logit > DONE_THRESHOLD)
         with self._autocast():
             self.frames = self.task.observe(self.model.decode(z).cpu())

@@ -266,22 +266,3 @@ def test_train_decoder_swaps_in_a_subpixel_decoder_and_keeps_the_rest(tmp_path, 
     kept = [k for k in old if not k.startswith("autoencoder.decoder.")]
     assert kept and all((old[k] == got[k]).all() for k in kept)          # encoder, denoiser, heads untouched
     assert (tmp_path / "dec" / "world_model.starts.npz").exists()
-
-
-def test_train_pose_adds_a_pose_after_head_and_keeps_the_rest(tmp_path, tiny_checkpoint, tiny_dataset):
-    from safetensors.torch import load_file
-
-    from worldmodels.world_model import WorldModel
-
-    memworld("train-pose", f"init={tiny_checkpoint}", f"heldout={tiny_dataset[0]}", "heldout_episodes=1",
-             "steps=30", "batch=16", "progress=false", "run_name=pose", "runs_root=" + str(tmp_path), cwd=tmp_path)
-    res = json.loads((tmp_path / "pose" / "results.json").read_text())
-    assert {"old", "new"} == set(res["heldout"]) and "after_pos_err_blocked" in res["heldout"]["new"]
-    # a model without the head answers pose_after questions with its plain pose head
-    assert res["heldout"]["old"]["after_pos_err"] == res["heldout"]["old"]["before_pos_err"]
-    new = WorldModel.load(res["checkpoint"])
-    assert new.cfg.heads.pose_after
-    old, got = load_file(str(tiny_checkpoint)), load_file(res["checkpoint"])
-    assert set(got) - set(old) and all(k.startswith("heads.after_") for k in set(got) - set(old))
-    assert all((old[k] == got[k]).all() for k in old)                    # every old weight untouched
-    assert (tmp_path / "pose" / "world_model.starts.npz").exists()

@@ -375,21 +375,6 @@ def test_the_real_env_shows_the_same_homing_cue():
     assert (obs[:CUE_ROWS] == 255).all() and (obs[CUE_ROWS:] == 0).all()
 
 
-def test_the_dream_keeps_the_pose_seen_after_sampling_where_the_model_has_that_head(tiny_checkpoint):
-    import torch
-
-    env = DreamEnv(checkpoint=str(tiny_checkpoint), memory="fov")
-    heads = env.core.model.heads
-    heads.pose_delta = lambda z, a: torch.tensor([[1.0, 0.0, 0.0]]).expand(len(a), 3)    # "it moved"
-    heads.pose_delta_after = lambda z, a, z2: torch.zeros(len(a), 3)                     # "it was blocked"
-    _, info = env.reset(seed=0)
-    start = info["pose"].copy()
-    assert not np.allclose(env.step(2)[4]["pose"][:2], start[:2])      # no pose_after head: the pose head's move
-    heads.cfg.pose_after = True
-    pose = env.step(2)[4]["pose"]
-    assert np.allclose(env.step(2)[4]["pose"], pose)                   # with it: the world stays put
-
-
 def test_reuse_gives_back_the_stored_view_when_the_dream_returns_to_a_pose(tiny_checkpoint):
     # turning a full circle returns to the pose of the last context frame: with reuse on, that frame comes back
     vec = DreamVectorEnv(num_envs=1, checkpoint=str(tiny_checkpoint), memory="fov", reuse_tol=0.05)

@@ -2,19 +2,14 @@
 
 The pose head sees the last context latent and the action, so the pose of the frame
 about to be generated is known *before* sampling (memory is retrieved for that pose).
-The reward/termination head also sees the generated latent, and so does the optional
-``pose_after`` head: once the next frame exists, whether a forward move was blocked by a wall
-(a quarter of the forward moves in the default dataset) shows as a frame that did not change,
-which the last frame alone cannot tell. The dream then keeps that pose.
+The reward/termination head also sees the generated latent.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -29,7 +24,6 @@ class HeadsConfig:
     n_actions: int = 3
     channels: int = 48
     hidden: int = 128
-    pose_after: bool = False     # a second pose head that also sees the generated latent
 
 
 def _trunk(c_in: int, c: int) -> nn.Sequential:
@@ -49,43 +43,18 @@ class Heads(nn.Module):
         self.pose_trunk, self.rew_trunk = _trunk(lc, c), _trunk(2 * lc, c)
         self.pose_mlp = nn.Sequential(nn.Linear(flat + h, h), nn.SiLU(), nn.Linear(h, 3))
         self.rew_mlp = nn.Sequential(nn.Linear(flat + h, h), nn.SiLU(), nn.Linear(h, 2))
-        if cfg.pose_after:
-            self.after_trunk = _trunk(2 * lc, c)
-            self.after_mlp = nn.Sequential(nn.Linear(flat + h, h), nn.SiLU(), nn.Linear(h, 3))
 
     def forward(self, z: torch.Tensor, action: torch.Tensor, z_next: torch.Tensor):
-        """All heads at once (what training calls, so DDP syncs them): dpose, reward, done logit, and
-        with ``pose_after`` the pose change seen from both latents (else ``None``)."""
-        after = self.pose_delta_after(z, action, z_next) if self.cfg.pose_after else None
-        return (self.pose_delta(z, action), *self.reward_done(z, action, z_next), after)
+        """All heads at once (what training calls, so DDP syncs them): dpose, reward, done logit."""
+        return (self.pose_delta(z, action), *self.reward_done(z, action, z_next))
 
     def pose_delta(self, z: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return self.pose_mlp(torch.cat([self.pose_trunk(z), self.act(action)], 1))
-
-    def pose_delta_after(self, z: torch.Tensor, action: torch.Tensor, z_next: torch.Tensor) -> torch.Tensor:
-        """``(B, 3)`` pose change once ``z_next`` is known; without a ``pose_after`` head, ``pose_delta``."""
-        if not self.cfg.pose_after:
-            return self.pose_delta(z, action)
-        # the change itself as input: a blocked move is an exactly zero change, easy to see at any scale
-        return self.after_mlp(torch.cat([self.after_trunk(torch.cat([z, z_next - z], 1)), self.act(action)], 1))
 
     def reward_done(self, z: torch.Tensor, action: torch.Tensor, z_next: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Reward ``(B,)`` and termination logit ``(B,)``."""
         out = self.rew_mlp(torch.cat([self.rew_trunk(torch.cat([z, z_next], 1)), self.act(action)], 1))
         return out[:, 0], out[:, 1]
-
-
-def pose_change(p0: np.ndarray, p1: np.ndarray) -> np.ndarray:
-    """``(B, 3)`` float32 [forward, left, dyaw] in the frame of ``p0``: what takes pose ``p0 (B, 3)`` to ``p1``."""
-    c, s = np.cos(p0[:, 2]), np.sin(p0[:, 2])
-    d = p1[:, :2] - p0[:, :2]
-    dyaw = np.remainder(p1[:, 2] - p0[:, 2] + np.pi, 2 * np.pi) - np.pi
-    return np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1], dyaw], 1).astype(np.float32)
-
-
-def pose_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The pose heads' loss on ``(B, 3)`` [forward, left, dyaw] changes (weighted x10: they are small)."""
-    return F.mse_loss(pred[:, :2], target[:, :2]) * 10 + F.mse_loss(pred[:, 2], target[:, 2]) * 10
 
 
 def integrate_pose(pose: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:

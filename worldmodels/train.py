@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from worldmodels.autoencoder import encode_raw, to_unit
 from worldmodels.edm import EDMLoss, augment_context, drop_context
-from worldmodels.heads import DONE_POS_WEIGHT, pose_change, pose_loss
+from worldmodels.heads import DONE_POS_WEIGHT
 from worldmodels.precision import autocast_for, check_precision
 from worldmodels.training_state import EMA, StopFlag, check_finite, load_state, save_state
 from worldmodels.world_model import WorldModel, WorldModelConfig
@@ -225,7 +225,11 @@ class Trainer:
         if self.memory_fn is not None:
             m, rel, mask = self.memory_fn(g, lat, torch.from_numpy(tr.poses), tr.starts[tr.episode_of(g)], self.rng)
             mem = {"memory": m.to(self.device), "memory_pose": rel.to(self.device), "memory_mask": mask.to(self.device)}
-        dpose = pose_change(tr.poses[g - 1], tr.poses[g])
+        p0, p1 = tr.poses[g - 1], tr.poses[g]
+        c, s = np.cos(p0[:, 2]), np.sin(p0[:, 2])
+        d = p1[:, :2] - p0[:, :2]
+        dyaw = np.remainder(p1[:, 2] - p0[:, 2] + np.pi, 2 * np.pi) - np.pi
+        dpose = np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1], dyaw], 1).astype(np.float32)
         heads = {"z": lat[torch.from_numpy(g - 1)], "a": acts[:, -1], "z_next": target,
                  "dpose": torch.from_numpy(dpose).to(self.device),
                  "reward": torch.from_numpy(tr.rewards[g - 1]).to(self.device),
@@ -277,10 +281,10 @@ class Trainer:
         self.checkpoint()
 
     def _heads_loss(self, h: dict[str, torch.Tensor]) -> torch.Tensor:
-        dpose, reward, done_logit, after = self._heads(h["z"], h["a"], h["z_next"])
-        loss = pose_loss(dpose, h["dpose"]) + (0.0 if after is None else pose_loss(after, h["dpose"]))
+        dpose, reward, done_logit = self._heads(h["z"], h["a"], h["z_next"])
+        pose_loss = F.mse_loss(dpose[:, :2], h["dpose"][:, :2]) * 10 + F.mse_loss(dpose[:, 2], h["dpose"][:, 2]) * 10
         done_loss = F.binary_cross_entropy_with_logits(done_logit, h["done"], pos_weight=torch.tensor(DONE_POS_WEIGHT))
-        return loss + F.mse_loss(reward, h["reward"]) + done_loss
+        return pose_loss + F.mse_loss(reward, h["reward"]) + done_loss
 
     # --- all stages --------------------------------------------------------------------------
     def fit(self) -> WorldModel:
