@@ -28,10 +28,11 @@ from worldmodels.world_model import WorldModel
 
 
 def dream_paths(model: WorldModel, paths: list[RevisitPath], memory: str, source: str,
-                checkpoint: str, reuse_tol: float = 0.0) -> tuple[np.ndarray, float]:
+                checkpoint: str, reuse_tol: float = 0.0) -> tuple[np.ndarray, float, np.ndarray]:
     """Dream every path at once (one world each) from its real context with its actions.
 
-    Returns frames ``(P, T+1, 64, 64, 3)`` aligned with the real frames (context copied in) and steps/s.
+    Returns frames ``(P, T+1, 64, 64, 3)`` aligned with the real frames (context copied in), steps/s,
+    and the dream's own poses ``(P, T+1, 3)`` (the real ones over the context).
     """
     cfg = DreamConfig(source=source, checkpoint=checkpoint, memory=memory, reuse_tol=reuse_tol,
                       task=TaskConfig("reach", goal=(1e3, 1e3)), max_episode_steps=10_000)
@@ -39,17 +40,19 @@ def dream_paths(model: WorldModel, paths: list[RevisitPath], memory: str, source
     core.reset_worlds(list(range(len(paths))), [p.seed for p in paths], [p.context() for p in paths])
     k, t_max = paths[0].k, max(len(p.frames) for p in paths)
     out = np.zeros((len(paths), t_max, 64, 64, 3), np.uint8)
+    poses = np.zeros((len(paths), t_max, 3), np.float32)
     for i, p in enumerate(paths):
-        out[i, :k] = p.frames[:k]
+        out[i, :k], poses[i, :k] = p.frames[:k], p.poses[:k]
     acts = np.zeros((len(paths), t_max - k), np.int64)
     for i, p in enumerate(paths):
         a = p.dream_actions()
         acts[i, : len(a)] = a
     t0 = time.perf_counter()
     for j in range(t_max - k):
-        out[:, k + j] = core.step(torch.from_numpy(acts[:, j]))["frames"].numpy()
+        step = core.step(torch.from_numpy(acts[:, j]))
+        out[:, k + j], poses[:, k + j] = step["frames"].numpy(), step["pose"].numpy()
     steps_per_s = len(paths) * (t_max - k) / (time.perf_counter() - t0)
-    return out, steps_per_s
+    return out, steps_per_s, poses
 
 
 class _NoStarts:
@@ -57,6 +60,18 @@ class _NoStarts:
 
     def pick(self, rng):
         raise RuntimeError("revisit paths always give a context")
+
+
+def pose_drift(paths: list[RevisitPath], poses: np.ndarray) -> dict[str, float]:
+    """How far the dream's integrated pose strays from the real one: mean over dreamed steps and at
+    each path's last step (units), and the share of paths ending more than 0.2 off."""
+    err, final = [], []
+    for i, p in enumerate(paths):
+        e = np.linalg.norm(poses[i, p.k:len(p.poses), :2] - p.poses[p.k:, :2], axis=1)
+        err.append(e), final.append(e[-1])
+    final = np.array(final)
+    return {"pose_err_mean": float(np.concatenate(err).mean()), "pose_err_final": float(final.mean()),
+            "paths_off_by_0.2": float((final > 0.2).mean())}
 
 
 def score(paths: list[RevisitPath], dreamed: np.ndarray) -> tuple[dict, list[tuple[int, float]]]:
@@ -136,12 +151,13 @@ def write_gif(real: np.ndarray, none: np.ndarray, best: np.ndarray, path: Path) 
 
 
 def markdown_table(res: dict) -> str:
-    rows = ["| memory | revisit PSNR | revisit SSIM | self PSNR | non-revisit PSNR | steps/s |",
-            "| --- | --- | --- | --- | --- | --- |"]
+    rows = ["| memory | revisit PSNR | revisit SSIM | self PSNR | non-revisit PSNR | steps/s | pose error (mean / final) |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
     for kind, r in res.items():
         if isinstance(r, dict) and "revisit_psnr" in r:
             rows.append(f"| {kind} | {r['revisit_psnr']:.2f} | {r['revisit_ssim']:.3f} | {r['self_psnr']:.2f} | "
-                        f"{r['nonrevisit_psnr']:.2f} | {r['steps_per_s']:.0f} |")
+                        f"{r['nonrevisit_psnr']:.2f} | {r['steps_per_s']:.0f} | "
+                        f"{r['pose_err_mean']:.3f} / {r['pose_err_final']:.3f} |")
     return "\n".join(rows) + "\n"
 
 
@@ -159,12 +175,13 @@ def run_eval(cfg: DictConfig, run: Path) -> dict:
     results, gaps, dreams = {}, {}, {}
     runs = [(m, m, 0.0) for m in cfg.memories] + [(f"{m}+reuse", m, float(cfg.reuse_tol)) for m in reuse]
     for m, kind, tol in runs:
-        dreamed, sps = dream_paths(model, paths, kind, cfg.source, ckpt, reuse_tol=tol)
+        dreamed, sps, poses = dream_paths(model, paths, kind, cfg.source, ckpt, reuse_tol=tol)
         results[m], gaps[m] = score(paths, dreamed)
         results[m]["steps_per_s"] = sps
+        results[m].update(pose_drift(paths, poses))
         dreams[m] = dreamed
         print(f"{m}: revisit {results[m]['revisit_psnr']:.2f} dB, non-revisit {results[m]['nonrevisit_psnr']:.2f} dB, "
-              f"{sps:.0f} steps/s")
+              f"{sps:.0f} steps/s, pose off by {results[m]['pose_err_mean']:.3f} on average")
     base = "none" if "none" in results else cfg.memories[0]
     best = max((m for m in results if m != base), key=lambda m: results[m]["revisit_psnr"], default=base)
     if cfg.onestep_samples > 0 and Path(cfg.heldout).exists():

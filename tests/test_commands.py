@@ -87,7 +87,7 @@ def test_train_worldmodel_then_bench_and_revisit(tmp_path, tiny_dataset):
     run = sorted(tmp_path.glob("eval-revisit-*"))[-1]
     res = json.loads((run / "results.json").read_text())
     for kind in ("none", "recency", "fov", "embedding", "stateful"):
-        assert {"revisit_psnr", "revisit_ssim", "self_psnr", "nonrevisit_psnr", "steps_per_s"} <= set(res[kind])
+        assert {"revisit_psnr", "revisit_ssim", "self_psnr", "nonrevisit_psnr", "steps_per_s", "pose_err_mean"} <= set(res[kind])
     assert "onestep_psnr" in res and {"fov+reuse", "memory_cost", "denoiser_revisit_gain_db", "copy_bound_psnr"} <= set(res)
     assert set(res["memory_cost_steps_per_s"]) == {"none", res["best_memory"]}
     for f in ("results.md", "psnr_vs_gap.png", "revisit.gif", "config.yaml"):

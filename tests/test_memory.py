@@ -135,3 +135,18 @@ def test_a_view_stored_at_the_same_pose_is_reused_and_others_are_not():
     assert torch.equal(out[0], stored[0, 1]) and torch.equal(out[1:], z[1:])
     assert not reuse_stored_view(z, read, tol=0.0)[1].any()
     assert not reuse_stored_view(z, MemoryRead(None, None, None, torch.zeros(3, 2, dtype=torch.long)), 0.001)[1].any()
+
+
+def test_pose_drift_measures_the_dream_pose_against_the_real_one_after_the_context():
+    from envs.revisit import RevisitPath
+    from experiments.eval_revisit import pose_drift
+
+    real = np.zeros((6, 3), np.float32)
+    real[:, 0] = np.arange(6) * 0.15                      # walks forward; k = 2 context frames
+    paths = [RevisitPath("walk", s, 2, np.zeros((6, 64, 64, 3), np.uint8), real, np.full(5, 2)) for s in (0, 1)]
+    dream = np.stack([real, real]).copy()
+    dream[1, 2:, 1] = [0.1, 0.2, 0.3, 0.4]                # the second dream slides sideways after the context
+    dream[0, :2, 0] = 9.0                                 # context poses are not scored
+    res = pose_drift(paths, dream)
+    assert res["pose_err_mean"] == pytest.approx((0.1 + 0.2 + 0.3 + 0.4) / 8)
+    assert res["pose_err_final"] == pytest.approx(0.2) and res["paths_off_by_0.2"] == 0.5
