@@ -194,7 +194,8 @@ def run_eval(cfg: DictConfig, run: Path) -> dict:
     # the cost from steps/s measured in turns, best of three each: measured once per kind, minutes apart,
     # this machine's drifting speed alone moved the ratio by 10 points
     by_name = {m: (kind, tol) for m, kind, tol in runs}
-    paired = {m: 0.0 for m in (base, best)}
+    paired = {m: 0.0 for m in (base, best)} if int(cfg.cost_repeats) > 0 else \
+        {m: results[m]["steps_per_s"] for m in (base, best)}      # cost_repeats=0: the one-pass figures
     for _ in range(int(cfg.cost_repeats)):
         for m in paired:
             kind, tol = by_name[m]
