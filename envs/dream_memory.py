@@ -58,6 +58,11 @@ class DreamMemory:
     def reset(self, mask: torch.Tensor | None = None) -> None:
         self.store.reset(mask)
 
+    def _used(self) -> int:
+        """The bank's slots worth reading: the prefix that holds every valid entry (all for the stateful grid,
+        whose slots are places). Early in episodes most of a ring is empty, and the fov read's cost is per slot."""
+        return max(1, self.store.used()) if isinstance(self.store, MemoryBank) else self.store.capacity
+
     def write(self, latents: torch.Tensor, poses: torch.Tensor, steps: torch.Tensor,
               mask: torch.Tensor | None = None) -> None:
         self.store.write(latents, poses, steps, mask)
@@ -67,14 +72,15 @@ class DreamMemory:
         if self.kind == "none":
             return MemoryRead(None, None, None, torch.full((n, self.m), -1, dtype=torch.long))
         s = self.store
-        vis = view_visibility(query_pose, s.poses)          # computed once: retrieval and steps_since_visit share it
+        e = self._used()
+        vis = view_visibility(query_pose, s.poses[:, :e])   # computed once: retrieval and steps_since_visit share it
         self._overlap = (now.clone(), query_pose.clone(), vis.float().mean(-1))
         if self.kind == "stateful":
             r = s.read(now, query_pose, self.m, self.exclude_recent, vis=vis)
         else:
-            r = retrieve(self.kind, now=now, query_pose=query_pose, query_latent=query_latent, latents=s.latents,
-                         poses=s.poses, steps=s.steps, valid=s.valid, m=self.m, exclude_recent=self.exclude_recent,
-                         vis=vis)
+            r = retrieve(self.kind, now=now, query_pose=query_pose, query_latent=query_latent,
+                         latents=s.latents[:, :e], poses=s.poses[:, :e], steps=s.steps[:, :e], valid=s.valid[:, :e],
+                         m=self.m, exclude_recent=self.exclude_recent, vis=vis)
         lat, poses = r.gather(s.latents, s.poses)
         rel = relative_pose(poses, query_pose[:, None]) * r.mask[..., None]
         return MemoryRead(lat * r.mask[..., None, None, None], rel, r.mask, r.indices.masked_fill(~r.mask, -1))
@@ -84,13 +90,15 @@ class DreamMemory:
         if self.kind == "none":
             return torch.full((self.n_worlds,), -1, dtype=torch.long)
         s = self.store
+        e = self._used()
         # called after step ``now`` was written: the context is now ``now-K+1 .. now``
-        ok = s.valid & (s.steps <= now[:, None] - self.exclude_recent)
+        ok = s.valid[:, :e] & (s.steps[:, :e] <= now[:, None] - self.exclude_recent)
         cached = self._overlap
         if cached is not None and torch.equal(cached[0], now) and torch.equal(cached[1], pose):
-            overlap = cached[2]
+            # slots written since the read hold the newest frame, inside the context: excluded by ``ok``
+            overlap = torch.nn.functional.pad(cached[2], (0, e - cached[2].shape[1]))
         else:
-            overlap = view_visibility(pose, s.poses).float().mean(-1)
+            overlap = view_visibility(pose, s.poses[:, :e]).float().mean(-1)
         ok = ok & (overlap >= min_overlap)
-        last = s.steps.masked_fill(~ok, -1).max(dim=1).values
+        last = s.steps[:, :e].masked_fill(~ok, -1).max(dim=1).values
         return torch.where(last >= 0, now - last, torch.full_like(now, -1))

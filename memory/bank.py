@@ -21,6 +21,12 @@ class MemoryBank:
         self.steps = torch.full((n_worlds, capacity), -1, dtype=torch.long, device=device)
         self.valid = torch.zeros(n_worlds, capacity, dtype=torch.bool, device=device)
         self.cursor = torch.zeros(n_worlds, dtype=torch.long, device=device)
+        self.high = torch.zeros(n_worlds, dtype=torch.long, device=device)    # slots written since the reset
+
+    def used(self) -> int:
+        """Slots ``[0, used)`` hold every valid entry of every world: a reader may look at that prefix
+        only (a world fills its ring from slot 0 after a reset)."""
+        return int(self.high.max())
 
     def write(self, latents: torch.Tensor, poses: torch.Tensor, steps: torch.Tensor,
               mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -37,6 +43,7 @@ class MemoryBank:
         self.steps[w, slot] = steps[w]
         self.valid[w, slot] = True
         self.cursor[w] = (slot + 1) % self.capacity
+        self.high[w] = torch.maximum(self.high[w], slot + 1)
         out = torch.full((self.n_worlds,), -1, dtype=torch.long, device=slot.device)
         out[w] = slot
         return out
@@ -47,7 +54,9 @@ class MemoryBank:
         self.valid[m] = False
         self.steps[m] = -1
         self.cursor[m] = 0
+        self.high[m] = 0
 
     def nbytes(self) -> int:
         """Bytes held by the bank (constant for its life)."""
-        return sum(t.numel() * t.element_size() for t in (self.latents, self.poses, self.steps, self.valid, self.cursor))
+        return sum(t.numel() * t.element_size() for t in (self.latents, self.poses, self.steps, self.valid, self.cursor,
+                                                             self.high))

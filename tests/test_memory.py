@@ -150,3 +150,33 @@ def test_pose_drift_measures_the_dream_pose_against_the_real_one_after_the_conte
     res = pose_drift(paths, dream)
     assert res["pose_err_mean"] == pytest.approx((0.1 + 0.2 + 0.3 + 0.4) / 8)
     assert res["pose_err_final"] == pytest.approx(0.2) and res["paths_off_by_0.2"] == 0.5
+
+
+@pytest.mark.parametrize("kind", ["recency", "fov", "embedding"])
+def test_the_dream_memory_reads_only_the_written_prefix_and_picks_what_a_full_read_picks(kind):
+    import torch
+
+    from envs.dream_memory import DreamMemory
+    from memory import relative_pose, retrieve
+
+    g = torch.Generator().manual_seed(0)
+    mem = DreamMemory(kind, 3, (4, 16, 16), m=4, capacity=64, exclude_recent=2, bounds=(-7, 7, -7, 7))
+    for t in range(40):                                   # worlds 1 and 2 restart at steps 10 and 25
+        if t in (10, 25):
+            mem.reset(torch.tensor([False, t == 10, t == 25]))
+        pose = torch.rand(3, 3, generator=g) * torch.tensor([6.0, 6.0, 6.28]) - torch.tensor([3.0, 3.0, 3.14])
+        mem.write(torch.randn(3, 4, 16, 16, generator=g), pose, torch.full((3,), t))
+    assert mem.store.used() == 40 < mem.store.capacity
+    now, q = torch.full((3,), 40), torch.tensor([[0.0, 0.0, 0.5], [1.0, -1.0, 2.0], [-2.0, 0.5, -1.0]])
+    ql = torch.randn(3, 4, 16, 16, generator=g)
+    got = mem.read(now, q, ql)
+    s = mem.store
+    full = retrieve(kind, now=now, query_pose=q, query_latent=ql, latents=s.latents, poses=s.poses, steps=s.steps,
+                    valid=s.valid, m=4, exclude_recent=2)
+    assert torch.equal(got.indices, full.indices.masked_fill(~full.mask, -1)) and got.mask.any()
+    lat, poses = full.gather(s.latents, s.poses)
+    assert torch.equal(got.rel_pose, relative_pose(poses, q[:, None]) * full.mask[..., None])
+    mem.write(ql, q, now)
+    since = mem.steps_since_visit(now, q)
+    mem._overlap = None                                   # the same without the read's cached overlaps
+    assert torch.equal(since, mem.steps_since_visit(now, q))
