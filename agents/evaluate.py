@@ -1,4 +1,5 @@
-"""Judge a policy in the real source env: return, success, episode length; keep the episodes."""
+"""Judge a policy in the real source env (return, success, episode length; the episodes kept) or in the
+dream (the same figures, from a batch of dream worlds)."""
 
 from __future__ import annotations
 
@@ -53,3 +54,36 @@ def evaluate_real(policy, source: str, task: TaskConfig, episodes: int, seed: in
                            np.array(terms), np.array(truncs), seed=seed + i))
     env.close()
     return RealEvaluation(np.array(rets), np.array(succ, float), np.array(lens), eps)
+
+
+def evaluate_dream(policy, task: TaskConfig, episodes: int, seed: int, max_episode_steps: int = 300,
+                   deterministic: bool = False, worlds: int = 16, **dream_kwargs) -> dict[str, float]:
+    """Run ``policy.predict`` in ``worlds`` dream worlds (``dream_kwargs``: checkpoint, memory, starts, ...)
+    until ``episodes`` episodes are done, world i contributing its first ``(episodes + i) // worlds``
+    (as SB3's ``evaluate_policy`` does: counting whichever episodes end first would favour the short,
+    successful ones). Success is termination by the task (reach/homing: arrival)."""
+    from envs.dream import DreamVectorEnv
+
+    if task.name == "learned":
+        raise ValueError("evaluate_dream needs a pose-defined task (reach, homing): a learned termination is no success")
+    worlds = max(1, min(worlds, episodes))
+    vec = DreamVectorEnv(num_envs=worlds, task=task, max_episode_steps=max_episode_steps, **dream_kwargs)
+    target = np.array([(episodes + i) // worlds for i in range(worlds)])
+    count = np.zeros(worlds, int)
+    rets, succ, lens = [], [], []
+    ep_ret, ep_len = np.zeros(worlds), np.zeros(worlds, int)
+    obs, _ = vec.reset(seed=seed)
+    state, first = None, np.ones(worlds, dtype=bool)
+    while (count < target).any():
+        a, state = policy.predict(obs, state=state, episode_start=first, deterministic=deterministic)
+        obs, r, term, trunc, _ = vec.step(np.asarray(a).reshape(-1))
+        ep_ret += r
+        ep_len += 1
+        first = term | trunc
+        for i in np.flatnonzero(first):
+            if count[i] < target[i]:
+                rets.append(ep_ret[i]), succ.append(bool(term[i])), lens.append(ep_len[i])
+                count[i] += 1
+            ep_ret[i], ep_len[i] = 0.0, 0
+    return {"dream_return": float(np.mean(rets)), "dream_success_rate": float(np.mean(succ)),
+            "dream_episode_length": float(np.mean(lens)), "dream_episodes": len(rets)}

@@ -80,6 +80,8 @@ class DreamVectorEnv(VectorEnv):
         reward = out["reward"].numpy().astype(np.float32)
         term, trunc = out["terminated"].numpy(), out["truncated"].numpy()
         infos = self._infos(out["memory_indices"])
+        if self.core.task.cfg.name != "learned":   # a pose task ends on arrival: SB3 logs rollout/success_rate
+            infos["is_success"], infos["_is_success"] = term.copy(), np.ones(self.num_envs, bool)
         done = np.flatnonzero(term | trunc)
         if len(done):
             final_obs = np.full(self.num_envs, None, dtype=object)
@@ -135,8 +137,11 @@ class DreamEnv(gym.Env[np.ndarray, np.int64]):
         if a.size != 1 or not self.action_space.contains(np.int64(a.item())) or a.item() != int(a.item()):
             raise ValueError(f"action {action!r} is outside the action space Discrete({self.action_space.n})")
         out = self.core.step(torch.tensor([int(a.item())]))
+        info = self._info()
+        if self.core.task.cfg.name != "learned":
+            info["is_success"] = bool(out["terminated"][0])
         return (out["frames"][0].numpy().copy(), float(out["reward"][0]), bool(out["terminated"][0]),
-                bool(out["truncated"][0]), self._info())
+                bool(out["truncated"][0]), info)
 
     def render(self):
         if self.render_mode != "rgb_array":

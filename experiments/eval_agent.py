@@ -2,6 +2,8 @@
 
 Several policies on the same held-out seeds, so that a dream-trained agent and its real-env
 baseline are compared on the same starts with more episodes than training's evaluations use.
+With ``dream_episodes > 0`` each policy is also run in the dream (``memory``, ``checkpoint``), the
+figure that says whether a task is solved in the dream at all.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from agents.evaluate import evaluate_real
+from agents.evaluate import evaluate_dream, evaluate_real
 from agents.train import ALGOS
 from envs.tasks import TaskConfig
 from experiments.runs import make_run_dir, save_config, write_results
@@ -32,10 +34,18 @@ def load_policy(path: str, algo: str):
 
 def run_eval(cfg: DictConfig, task: TaskConfig, policies: dict) -> dict:
     out = {"task": task.name, "start_region": task.start_region, "episodes": int(cfg.episodes),
-           "seed": int(cfg.seed), "deterministic": bool(cfg.deterministic), "policies": {}}
+           "seed": int(cfg.seed), "deterministic": bool(cfg.deterministic), "dream_episodes": int(cfg.dream_episodes),
+           "dream_memory": cfg.memory if int(cfg.dream_episodes) > 0 else None, "policies": {}}
     for path, policy in policies.items():
         fig = evaluate_real(policy, cfg.source, task, int(cfg.episodes), int(cfg.seed), int(cfg.max_episode_steps),
                             deterministic=bool(cfg.deterministic)).figures()
+        if int(cfg.dream_episodes) > 0:
+            fig.update(evaluate_dream(policy, task, int(cfg.dream_episodes), int(cfg.seed), int(cfg.max_episode_steps),
+                                      deterministic=bool(cfg.deterministic), worlds=int(cfg.dream_worlds),
+                                      checkpoint=cfg.checkpoint, starts=cfg.starts, memory=cfg.memory,
+                                      compile=bool(cfg.compile)))
+            print(f"{path}: in the dream ({cfg.memory} memory) success {fig['dream_success_rate']:.2f}, "
+                  f"return {fig['dream_return']:.3f}")
         out["policies"][path] = fig
         print(f"{path}: success {fig['real_success_rate']:.2f}, return {fig['real_return']:.3f}")
     return out

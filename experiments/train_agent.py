@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import hydra
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from agents.train import AgentConfig, train
@@ -74,12 +75,14 @@ def run_agent(cfg: DictConfig, run: Path) -> dict:
                   {"source": acfg.source, "policy": f"{acfg.algo} trained in the dream", "task": acfg.task.name},
                   replace=True)
     dream_ret = model.ep_info_buffer and sum(e["r"] for e in model.ep_info_buffer) / len(model.ep_info_buffer)
+    # SB3 keeps the last 100 finished dream episodes' is_success (pose tasks: arrival) for rollout/success_rate
+    dream_succ = float(np.mean(model.ep_success_buffer)) if len(model.ep_success_buffer) else None
     frames = cfg.real_frames_used or real_frames_of_checkpoint(acfg.checkpoint, acfg.source)
     res = {"algo": acfg.algo, "task": acfg.task.name, "memory": acfg.memory, "dream_timesteps": acfg.total_timesteps,
            "starts": acfg.starts,
            "real_success_rate": final["real_success_rate"], "real_return": final["real_return"],
            "real_episode_length": final["real_episode_length"], "dream_return": float(dream_ret or 0.0),
-           "real_frames_used": frames, "eval_history": real_cb.history}
+           "dream_success_rate": dream_succ, "real_frames_used": frames, "eval_history": real_cb.history}
     model.logger.record("hparams", HParam({"algo": acfg.algo, "task": acfg.task.name, "memory": acfg.memory,
                                            "total_timesteps": acfg.total_timesteps, **acfg.hyperparams},
                                           {"real/success_rate": final["real_success_rate"],

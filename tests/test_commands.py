@@ -125,6 +125,7 @@ def test_train_agent_end_to_end(tmp_path, tiny_checkpoint):
     run = sorted(tmp_path.glob("train-agent-*"))[-1]
     res = json.loads((run / "results.json").read_text())
     assert {"real_success_rate", "real_return", "dream_return", "real_frames_used"} <= set(res)
+    assert 0 <= res["dream_success_rate"] <= 1
     assert res["baseline_real_frames"] == res["baseline_eval_history"][-1][0] >= 64   # whole rollouts: at least the budget
     assert (run / "success_vs_real_frames.png").is_file() and (run / "baseline_policy.zip").is_file()
     assert (run / "policy.zip").is_file() and (run / "real_eval_dataset" / "data").is_dir()
@@ -132,7 +133,8 @@ def test_train_agent_end_to_end(tmp_path, tiny_checkpoint):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     ea = EventAccumulator(str(run / "tb" / "dream"), size_guidance={"images": 0})
     ea.Reload()
-    assert {"rollout/ep_rew_mean", "train/loss", "dream/sampler_steps", "real/success_rate"} <= set(ea.Tags()["scalars"])
+    assert {"rollout/ep_rew_mean", "rollout/success_rate", "train/loss", "dream/sampler_steps",
+            "real/success_rate"} <= set(ea.Tags()["scalars"])
     assert {"dream/imagined_rollout", "real/episode"} <= set(ea.Tags()["images"])
     from stable_baselines3 import PPO
     import numpy as np
@@ -150,6 +152,12 @@ def test_train_agent_end_to_end(tmp_path, tiny_checkpoint):
              "task_start_region=[1,7,-7,-1]", "run_name=ev", "runs_root=" + str(tmp_path), cwd=tmp_path)
     ev = json.loads((tmp_path / "ev" / "results.json").read_text())
     assert ev["policies"][str(run / "policy.zip")]["real_episodes"] == 2
+    memworld("eval-agent", f"policies=[{run / 'policy.zip'}]", "episodes=1", "max_episode_steps=5", "dream_episodes=3",
+             "dream_worlds=2", f"checkpoint={tiny_checkpoint}", "run_name=ev-dream", "runs_root=" + str(tmp_path),
+             cwd=tmp_path)
+    ev = json.loads((tmp_path / "ev-dream" / "results.json").read_text())
+    fig = ev["policies"][str(run / "policy.zip")]
+    assert fig["dream_episodes"] == 3 and 0 <= fig["dream_success_rate"] <= 1 and ev["dream_memory"] == "fov"
     for algo in ("ppo", "recurrent_ppo"):   # algo is a config group, as in train-agent
         p = memworld("eval-agent", f"algo={algo}", "policies=[nope.zip]", "runs_root=" + str(tmp_path), cwd=tmp_path,
                      check=False)

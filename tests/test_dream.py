@@ -375,6 +375,25 @@ def test_the_real_env_shows_the_same_homing_cue():
     assert (obs[:CUE_ROWS] == 255).all() and (obs[CUE_ROWS:] == 0).all()
 
 
+def test_evaluate_dream_counts_each_worlds_first_episodes_and_reads_success_from_termination(tiny_checkpoint):
+    from agents.evaluate import evaluate_dream
+    from envs.tasks import TaskConfig
+
+    class Forward:
+        def predict(self, obs, state=None, episode_start=None, deterministic=False):
+            return np.full(len(obs), 2), None
+
+    kw = {"checkpoint": str(tiny_checkpoint), "memory": "none"}
+    near = evaluate_dream(Forward(), TaskConfig("reach", radius=1e3), 5, seed=0, max_episode_steps=4, worlds=2, **kw)
+    assert near == {"dream_return": pytest.approx(1 - 0.2 / 4), "dream_success_rate": 1.0,
+                    "dream_episode_length": 1.0, "dream_episodes": 5}
+    far = evaluate_dream(Forward(), TaskConfig("reach", goal=(1e3, 1e3), radius=1.0), 3, seed=0,
+                         max_episode_steps=4, worlds=2, **kw)
+    assert far["dream_success_rate"] == 0.0 and far["dream_episode_length"] == 4.0 and far["dream_episodes"] == 3
+    with pytest.raises(ValueError, match="pose-defined task"):
+        evaluate_dream(Forward(), TaskConfig("learned"), 2, seed=0, **kw)
+
+
 def test_reuse_gives_back_the_stored_view_when_the_dream_returns_to_a_pose(tiny_checkpoint):
     # turning a full circle returns to the pose of the last context frame: with reuse on, that frame comes back
     vec = DreamVectorEnv(num_envs=1, checkpoint=str(tiny_checkpoint), memory="fov", reuse_tol=0.05)
