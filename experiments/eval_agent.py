@@ -56,6 +56,13 @@ def main(cfg: DictConfig) -> None:
     if not cfg.policies:
         raise ValueError("give policies=[path.zip, ...]")
     task = task_config(cfg)   # the task and every policy are checked before any episode runs
+    if int(cfg.dream_episodes) > 0:
+        from memory import MEMORY_KINDS
+
+        if cfg.memory not in MEMORY_KINDS:
+            raise ValueError(f"unknown memory kind {cfg.memory!r}; choose one of {list(MEMORY_KINDS)}")
+        if task.name == "learned":
+            raise ValueError("dream_episodes needs a pose-defined task (reach, homing): a learned termination is no success")
     policies = {str(p): load_policy(str(p), cfg.algo.name) for p in cfg.policies}
     run = make_run_dir("eval-agent", cfg.runs_root, cfg.run_name)
     save_config(run, cfg)

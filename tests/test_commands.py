@@ -158,6 +158,10 @@ def test_train_agent_end_to_end(tmp_path, tiny_checkpoint):
     ev = json.loads((tmp_path / "ev-dream" / "results.json").read_text())
     fig = ev["policies"][str(run / "policy.zip")]
     assert fig["dream_episodes"] == 3 and 0 <= fig["dream_success_rate"] <= 1 and ev["dream_memory"] == "fov"
+    p = memworld("eval-agent", f"policies=[{run / 'policy.zip'}]", "dream_episodes=3", "memory=telepathy",
+                 "run_name=ev-bad", "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
+    assert p.returncode != 0 and "unknown memory kind 'telepathy'" in p.stderr + p.stdout
+    assert not (tmp_path / "ev-bad").exists()                    # refused before a run folder was made
     for algo in ("ppo", "recurrent_ppo"):   # algo is a config group, as in train-agent
         p = memworld("eval-agent", f"algo={algo}", "policies=[nope.zip]", "runs_root=" + str(tmp_path), cwd=tmp_path,
                      check=False)
