@@ -56,6 +56,18 @@ def evaluate_real(policy, source: str, task: TaskConfig, episodes: int, seed: in
     return RealEvaluation(np.array(rets), np.array(succ, float), np.array(lens), eps)
 
 
+def check_dream_evaluation(task: TaskConfig, memory: str) -> None:
+    """Refuse what ``evaluate_dream`` cannot judge, before any episode runs: a task whose termination is no
+    success, or an unknown memory kind."""
+    from memory import MEMORY_KINDS
+
+    if not task.pose_defined:
+        raise ValueError(f"a dream evaluation needs a pose-defined task (reach, homing), not {task.name!r}: "
+                         "its termination is no success")
+    if memory not in MEMORY_KINDS:
+        raise ValueError(f"unknown memory kind {memory!r}; choose one of {list(MEMORY_KINDS)}")
+
+
 def evaluate_dream(policy, task: TaskConfig, episodes: int, seed: int, max_episode_steps: int = 300,
                    deterministic: bool = False, worlds: int = 16, **dream_kwargs) -> dict[str, float]:
     """Run ``policy.predict`` in ``worlds`` dream worlds (``dream_kwargs``: checkpoint, memory, starts, ...)
@@ -64,8 +76,7 @@ def evaluate_dream(policy, task: TaskConfig, episodes: int, seed: int, max_episo
     successful ones). Success is termination by the task (reach/homing: arrival)."""
     from envs.dream import DreamVectorEnv
 
-    if task.name == "learned":
-        raise ValueError("evaluate_dream needs a pose-defined task (reach, homing): a learned termination is no success")
+    check_dream_evaluation(task, dream_kwargs.get("memory", "fov"))
     worlds = max(1, min(worlds, episodes))
     vec = DreamVectorEnv(num_envs=worlds, task=task, max_episode_steps=max_episode_steps, **dream_kwargs)
     target = np.array([(episodes + i) // worlds for i in range(worlds)])

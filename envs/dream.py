@@ -80,7 +80,7 @@ class DreamVectorEnv(VectorEnv):
         reward = out["reward"].numpy().astype(np.float32)
         term, trunc = out["terminated"].numpy(), out["truncated"].numpy()
         infos = self._infos(out["memory_indices"])
-        if self.core.task.cfg.name != "learned":   # a pose task ends on arrival: SB3 logs rollout/success_rate
+        if self.core.task.cfg.pose_defined:   # it ends on arrival: SB3 logs rollout/success_rate
             infos["is_success"], infos["_is_success"] = term.copy(), np.ones(self.num_envs, bool)
         done = np.flatnonzero(term | trunc)
         if len(done):
@@ -138,7 +138,7 @@ class DreamEnv(gym.Env[np.ndarray, np.int64]):
             raise ValueError(f"action {action!r} is outside the action space Discrete({self.action_space.n})")
         out = self.core.step(torch.tensor([int(a.item())]))
         info = self._info()
-        if self.core.task.cfg.name != "learned":
+        if self.core.task.cfg.pose_defined:
             info["is_success"] = bool(out["terminated"][0])
         return (out["frames"][0].numpy().copy(), float(out["reward"][0]), bool(out["terminated"][0]),
                 bool(out["truncated"][0]), info)

@@ -61,7 +61,7 @@ class DreamMemory:
     def _used(self) -> int:
         """The bank's slots worth reading: the prefix that holds every valid entry (all for the stateful grid,
         whose slots are places). Early in episodes most of a ring is empty, and the fov read's cost is per slot."""
-        return max(1, self.store.used()) if isinstance(self.store, MemoryBank) else self.store.capacity
+        return max(1, self.store.used()) if self.kind != "stateful" else self.store.capacity
 
     def write(self, latents: torch.Tensor, poses: torch.Tensor, steps: torch.Tensor,
               mask: torch.Tensor | None = None) -> None:

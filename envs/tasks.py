@@ -50,6 +50,12 @@ class TaskConfig:
                 raise ValueError(f"start_region must be (x0, x1, y0, y1) with x0 < x1 and y0 < y1, got {self.start_region}")
             self.start_region = r
 
+    @property
+    def pose_defined(self) -> bool:
+        """Reward and termination come from poses (reach, homing), so a termination is an arrival, a
+        success; ``learned`` takes the source's own, where an episode may also end in failure."""
+        return self.name != "learned"
+
 
 def in_region(xy, region: tuple[float, float, float, float]):
     """Whether points ``xy (..., 2)`` lie inside ``region`` (x0, x1, y0, y1); numpy or torch."""
@@ -136,7 +142,7 @@ class RealTaskWrapper(gym.Wrapper):
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         self.t += 1
-        if self.task.cfg.name != "learned":
+        if self.task.cfg.pose_defined:
             r, done = self.task.step(torch.as_tensor(info["pose"])[None], torch.tensor([self.t]),
                                      torch.zeros(1), torch.zeros(1))
             reward, terminated = float(r[0]), bool(done[0])

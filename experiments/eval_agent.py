@@ -13,7 +13,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from agents.evaluate import evaluate_dream, evaluate_real
+from agents.evaluate import check_dream_evaluation, evaluate_dream, evaluate_real
 from agents.train import ALGOS
 from envs.tasks import TaskConfig
 from experiments.runs import make_run_dir, save_config, write_results
@@ -57,12 +57,7 @@ def main(cfg: DictConfig) -> None:
         raise ValueError("give policies=[path.zip, ...]")
     task = task_config(cfg)   # the task and every policy are checked before any episode runs
     if int(cfg.dream_episodes) > 0:
-        from memory import MEMORY_KINDS
-
-        if cfg.memory not in MEMORY_KINDS:
-            raise ValueError(f"unknown memory kind {cfg.memory!r}; choose one of {list(MEMORY_KINDS)}")
-        if task.name == "learned":
-            raise ValueError("dream_episodes needs a pose-defined task (reach, homing): a learned termination is no success")
+        check_dream_evaluation(task, cfg.memory)
     policies = {str(p): load_policy(str(p), cfg.algo.name) for p in cfg.policies}
     run = make_run_dir("eval-agent", cfg.runs_root, cfg.run_name)
     save_config(run, cfg)
