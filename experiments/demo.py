@@ -24,6 +24,8 @@ from experiments.runs import make_run_dir, save_config, write_results
 from worldmodels.checkpoint import atomic_write_bytes
 
 CONF = Path(__file__).parent / "conf"
+CODE = Path(__file__).resolve().parent.parent
+PACKAGES = ("envs", "worldmodels", "memory", "agents", "experiments")
 STAGES = ("collect", "worldmodel", "revisit", "agent", "throughput")
 
 
@@ -81,7 +83,7 @@ def stage(run: Path, name: str, fn: Callable[[], dict], key: str = "") -> dict:
         if cached.get("stage_key", "") == key:
             print(f"[demo] {name}: reusing {path}")
             return cached
-        print(f"[demo] {name}: cached result is for another checkpoint or config; running it again")
+        print(f"[demo] {name}: cached result is for another checkpoint, config or code; running it again")
     t0 = time.perf_counter()
     print(f"[demo] {name} ...")
     res = fn()
@@ -91,10 +93,11 @@ def stage(run: Path, name: str, fn: Callable[[], dict], key: str = "") -> dict:
     return res
 
 
-def fingerprint(cfg: DictConfig, checkpoint: str | None, conf_dir: Path = CONF) -> str:
+def fingerprint(cfg: DictConfig, checkpoint: str | None, conf_dir: Path = CONF, code_root: Path = CODE) -> str:
     """sha256 of the demo config (without keys that do not change results), the commands' yaml configs
     the stages compose (a changed default, e.g. a new memory kind in eval_revisit.yaml, makes a cached
-    stage stale) and the checkpoint's bytes."""
+    stage stale), the source of memworld's packages (a fixed metric or sampler makes it stale too; any
+    edit, a comment included, reruns the demo: stale figures would be worse) and the checkpoint's bytes."""
     import hashlib
 
     h = hashlib.sha256()
@@ -103,6 +106,9 @@ def fingerprint(cfg: DictConfig, checkpoint: str | None, conf_dir: Path = CONF) 
     h.update(json.dumps(keep, sort_keys=True, default=str).encode())
     for path in sorted(conf_dir.rglob("*.yaml")):
         h.update(str(path.relative_to(conf_dir)).encode() + path.read_bytes())
+    for pkg in PACKAGES:
+        for path in sorted((code_root / pkg).rglob("*.py")):
+            h.update(str(path.relative_to(code_root)).encode() + path.read_bytes())
     if checkpoint is not None and Path(checkpoint).is_file():
         with open(checkpoint, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):

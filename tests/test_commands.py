@@ -255,6 +255,13 @@ def test_demo_stages_are_reused_only_for_the_same_checkpoint_and_config(tmp_path
     before = fingerprint(cfg, str(ck), conf)
     (conf / "eval_revisit.yaml").write_text("memories: [none, fov, stateful]\n")
     assert fingerprint(cfg, str(ck), conf) != before
+    code = tmp_path / "code"                             # memworld's own source changed: stale as well
+    (code / "memory").mkdir(parents=True)
+    (code / "memory" / "retrievers.py").write_text("M = 4\n")
+    before = fingerprint(cfg, str(ck), conf, code)
+    assert fingerprint(cfg, str(ck), conf, code) == before
+    (code / "memory" / "retrievers.py").write_text("M = 8\n")
+    assert fingerprint(cfg, str(ck), conf, code) != before
 
 
 def test_train_decoder_swaps_in_a_subpixel_decoder_and_keeps_the_rest(tmp_path, tiny_checkpoint, tiny_dataset):
