@@ -77,11 +77,12 @@ def pose_drift(paths: list[RevisitPath], poses: np.ndarray) -> dict[str, float]:
 def score(paths: list[RevisitPath], dreamed: np.ndarray) -> tuple[dict, list[tuple[int, float]]]:
     """Per-kind figures and (steps since last visit, PSNR) pairs for the plot."""
     rev_pred, rev_true, self_pred, self_first, non_pred, non_true, gaps = [], [], [], [], [], [], []
+    rev_kind = []
     for i, p in enumerate(paths):
         of = p.revisit_of()
         for t in range(p.k, len(p.frames)):
             if of[t] >= 0:
-                rev_pred.append(dreamed[i, t]), rev_true.append(p.frames[t])
+                rev_pred.append(dreamed[i, t]), rev_true.append(p.frames[t]), rev_kind.append(p.kind)
                 self_pred.append(dreamed[i, t]), self_first.append(dreamed[i, of[t]])
                 gaps.append((t - of[t], float(psnr_per_frame(dreamed[i, t][None], p.frames[t][None])[0])))
             else:
@@ -91,11 +92,19 @@ def score(paths: list[RevisitPath], dreamed: np.ndarray) -> tuple[dict, list[tup
     arr = np.stack
     res = {"revisit_psnr": psnr(arr(rev_pred), arr(rev_true)), "revisit_ssim": ssim(arr(rev_pred), arr(rev_true)),
            "self_psnr": psnr(arr(self_pred), arr(self_first)), "nonrevisit_psnr": psnr(arr(non_pred), arr(non_true)),
-           "revisit_frames": len(rev_pred), "nonrevisit_frames": len(non_pred)}
+           "revisit_frames": len(rev_pred), "nonrevisit_frames": len(non_pred),
+           "revisit_psnr_by_path": _by_path(rev_kind, rev_pred, rev_true)}
     return res, gaps
 
 
-def copy_bound_psnr(paths: list[RevisitPath], reconstruct: Callable[[np.ndarray], np.ndarray]) -> float:
+def _by_path(kinds: list[str], pred: list[np.ndarray], true: list[np.ndarray]) -> dict[str, float]:
+    """Revisit PSNR of each path kind (a path kind without a revisit is left out)."""
+    return {kind: psnr(np.stack([p for k, p in zip(kinds, pred) if k == kind]),
+                       np.stack([t for k, t in zip(kinds, true) if k == kind])) for kind in dict.fromkeys(kinds)}
+
+
+def copy_bound_psnr(paths: list[RevisitPath], reconstruct: Callable[[np.ndarray], np.ndarray],
+                    by_path: bool = False) -> float | tuple[float, dict[str, float]]:
     """Revisit PSNR of a perfect copying memory of latents: each revisit frame replaced by
     ``reconstruct`` (the autoencoder's round trip) of the real frame held nearest in pose more than K
     steps earlier, nearest as the denoiser's stacked memory frame picks it (``nearest_pose``).
@@ -103,8 +112,9 @@ def copy_bound_psnr(paths: list[RevisitPath], reconstruct: Callable[[np.ndarray]
     A revisit lies within 0.6 units and 0.3 rad of an earlier pose, so even the true earlier view
     differs from the true view now; beating this takes re-rendering the stored place from the new
     pose. The round trip matters: a raw pixel copy of an exactly revisited pose would score the
-    PSNR cap, and a memory of latents cannot hold more than its autoencoder keeps."""
-    stored, now = [], []
+    PSNR cap, and a memory of latents cannot hold more than its autoencoder keeps. With ``by_path``
+    also the same per path kind."""
+    stored, now, kinds = [], [], []
     for p in paths:
         of = p.revisit_of()
         poses = torch.as_tensor(p.poses, dtype=torch.float32)
@@ -112,10 +122,12 @@ def copy_bound_psnr(paths: list[RevisitPath], reconstruct: Callable[[np.ndarray]
             if of[t] >= 0:
                 earlier = poses[: t - p.k] - poses[t]
                 _, j = nearest_pose(earlier[None], torch.ones(1, len(earlier), dtype=torch.bool))
-                stored.append(p.frames[int(j)]), now.append(p.frames[t])
+                stored.append(p.frames[int(j)]), now.append(p.frames[t]), kinds.append(p.kind)
     if not stored:
         raise ValueError("the revisit paths produced no revisit frames; use longer paths")
-    return psnr(reconstruct(np.stack(stored)), np.stack(now))
+    copied = reconstruct(np.stack(stored))
+    total = psnr(copied, np.stack(now))
+    return (total, _by_path(kinds, list(copied), now)) if by_path else total
 
 
 def plot_gaps(gaps: dict[str, list[tuple[int, float]]], path: Path) -> None:
@@ -158,6 +170,14 @@ def markdown_table(res: dict) -> str:
             rows.append(f"| {kind} | {r['revisit_psnr']:.2f} | {r['revisit_ssim']:.3f} | {r['self_psnr']:.2f} | "
                         f"{r['nonrevisit_psnr']:.2f} | {r['steps_per_s']:.0f} | "
                         f"{r['pose_err_mean']:.3f} / {r['pose_err_final']:.3f} |")
+    kinds = list(res.get("copy_bound_psnr_by_path", {}))
+    if kinds:       # where the revisit PSNR is lost, and how close a perfect copy would get there
+        rows += ["", "| revisit PSNR by path | " + " | ".join(kinds) + " |", "| --- |" + " --- |" * len(kinds)]
+        for kind, r in res.items():
+            if isinstance(r, dict) and "revisit_psnr_by_path" in r:
+                rows.append(f"| {kind} | " + " | ".join(f"{r['revisit_psnr_by_path'].get(k, float('nan')):.2f}"
+                                                          for k in kinds) + " |")
+        rows.append("| copy bound | " + " | ".join(f"{res['copy_bound_psnr_by_path'][k]:.2f}" for k in kinds) + " |")
     return "\n".join(rows) + "\n"
 
 
@@ -188,7 +208,8 @@ def run_eval(cfg: DictConfig, run: Path) -> dict:
         from experiments.bench import onestep_on_heldout
         results["onestep_psnr"] = onestep_on_heldout(model, cfg.heldout, cfg.onestep_samples)["onestep_psnr"]
     results["best_memory"] = best
-    results["copy_bound_psnr"] = copy_bound_psnr(paths, lambda f: model.decode(model.encode(torch.from_numpy(f))).numpy())
+    results["copy_bound_psnr"], results["copy_bound_psnr_by_path"] = copy_bound_psnr(
+        paths, lambda f: model.decode(model.encode(torch.from_numpy(f))).numpy(), by_path=True)
     print(f"a perfect copy of the nearest stored view would score {results['copy_bound_psnr']:.2f} dB")
     results["revisit_gain_db"] = results[best]["revisit_psnr"] - results[base]["revisit_psnr"]
     # the cost from steps/s measured in turns, best of three each: measured once per kind, minutes apart,

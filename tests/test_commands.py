@@ -90,6 +90,8 @@ def test_train_worldmodel_then_bench_and_revisit(tmp_path, tiny_dataset):
         assert {"revisit_psnr", "revisit_ssim", "self_psnr", "nonrevisit_psnr", "steps_per_s", "pose_err_mean"} <= set(res[kind])
     assert "onestep_psnr" in res and {"fov+reuse", "memory_cost", "denoiser_revisit_gain_db", "copy_bound_psnr"} <= set(res)
     assert set(res["memory_cost_steps_per_s"]) == {"none", res["best_memory"]}
+    assert set(res["copy_bound_psnr_by_path"]) <= {"turn_around", "loop"} and res["copy_bound_psnr_by_path"]
+    assert set(res["fov"]["revisit_psnr_by_path"]) == set(res["copy_bound_psnr_by_path"])
     for f in ("results.md", "psnr_vs_gap.png", "revisit.gif", "config.yaml"):
         assert (run / f).is_file()
 

@@ -118,6 +118,12 @@ def test_the_copy_bound_copies_the_nearest_earlier_view_through_the_reconstructi
     assert copy_bound_psnr([path], lambda f: f) == pytest.approx(10 * np.log10(255**2 / 100), abs=1e-3)
     # the reconstruction is what is scored: a round trip that brightens by 10 makes the copy exact
     assert copy_bound_psnr([path], lambda f: f + 10) == pytest.approx(100.0)
+    # per path kind: a second path of another kind, whose revisit is copied exactly
+    other = RevisitPath("loop", 1, 2, frames.copy(), poses, np.zeros(5, np.int64))
+    other.frames[1] = 20
+    total, by_path = copy_bound_psnr([path, other], lambda f: f, by_path=True)
+    assert by_path == pytest.approx({"out_and_back": 10 * np.log10(255**2 / 100), "loop": 100.0}, abs=1e-3)
+    assert total == pytest.approx((by_path["out_and_back"] + 100.0) / 2, abs=1e-3)
 
 
 def test_a_view_stored_at_the_same_pose_is_reused_and_others_are_not():
