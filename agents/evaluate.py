@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from envs.collection import FORWARD
 from envs.dataset import Episode
 from envs.sources import make_source
 from envs.tasks import RealTaskWrapper, TaskConfig
@@ -22,8 +23,27 @@ class RealEvaluation:
     episodes: list[Episode]
 
     def figures(self) -> dict[str, float]:
+        moves = np.concatenate([forward_moves(e.actions, e.poses) for e in self.episodes])
         return {"real_return": float(self.returns.mean()), "real_success_rate": float(self.successes.mean()),
-                "real_episode_length": float(self.lengths.mean()), "real_episodes": len(self.returns)}
+                "real_episode_length": float(self.lengths.mean()), "real_episodes": len(self.returns),
+                "real_forward_blocked_share": blocked_share(moves)}
+
+
+#: a forward move that changed the position by less than this did not happen (a step is 0.15 in MiniWorld)
+BLOCKED_BELOW = 0.01
+
+
+def forward_moves(actions: np.ndarray, poses: np.ndarray) -> np.ndarray:
+    """How far each forward action moved the agent: ``actions (T,)``, ``poses (T+1, 3)`` -> ``(F,)`` units."""
+    step = np.linalg.norm(np.diff(np.asarray(poses)[:, :2], axis=0), axis=1)
+    return step[np.asarray(actions) == FORWARD]
+
+
+def blocked_share(moves: np.ndarray) -> float:
+    """Share of forward moves that left the position unchanged (a wall in the real env; in the dream, a pose
+    head that saw one): a policy that pushes into walls shows here, and a dream that lets it pass shows
+    as a lower share than the real env's for the same policy. NaN without a forward move."""
+    return float((moves < BLOCKED_BELOW).mean()) if len(moves) else float("nan")
 
 
 def make_real_env(source: str, task: TaskConfig, max_episode_steps: int = 300):
@@ -81,13 +101,21 @@ def evaluate_dream(policy, task: TaskConfig, episodes: int, seed: int, max_episo
     vec = DreamVectorEnv(num_envs=worlds, task=task, max_episode_steps=max_episode_steps, **dream_kwargs)
     target = np.array([(episodes + i) // worlds for i in range(worlds)])
     count = np.zeros(worlds, int)
-    rets, succ, lens = [], [], []
+    rets, succ, lens, moves = [], [], [], []
     ep_ret, ep_len = np.zeros(worlds), np.zeros(worlds, int)
-    obs, _ = vec.reset(seed=seed)
+    obs, info = vec.reset(seed=seed)
     state, first = None, np.ones(worlds, dtype=bool)
     while (count < target).any():
         a, state = policy.predict(obs, state=state, episode_start=first, deterministic=deterministic)
-        obs, r, term, trunc, _ = vec.step(np.asarray(a).reshape(-1))
+        a = np.asarray(a).reshape(-1)
+        before = info["pose"]
+        obs, r, term, trunc, info = vec.step(a)
+        after = info["pose"].copy()
+        if "final_info" in info:     # a world that ended was reset: its move is to the pose it ended at
+            ended = info["_final_info"]
+            after[ended] = info["final_info"]["pose"][ended]
+        counted = (a == FORWARD) & (count < target)
+        moves.append(np.linalg.norm(after[counted, :2] - before[counted, :2], axis=1))
         ep_ret += r
         ep_len += 1
         first = term | trunc
@@ -97,4 +125,5 @@ def evaluate_dream(policy, task: TaskConfig, episodes: int, seed: int, max_episo
                 count[i] += 1
             ep_ret[i], ep_len[i] = 0.0, 0
     return {"dream_return": float(np.mean(rets)), "dream_success_rate": float(np.mean(succ)),
-            "dream_episode_length": float(np.mean(lens)), "dream_episodes": len(rets)}
+            "dream_episode_length": float(np.mean(lens)), "dream_episodes": len(rets),
+            "dream_forward_blocked_share": blocked_share(np.concatenate(moves))}

@@ -136,7 +136,7 @@ def test_train_agent_end_to_end(tmp_path, tiny_checkpoint):
     ea = EventAccumulator(str(run / "tb" / "dream"), size_guidance={"images": 0})
     ea.Reload()
     assert {"rollout/ep_rew_mean", "rollout/success_rate", "train/loss", "dream/sampler_steps",
-            "real/success_rate"} <= set(ea.Tags()["scalars"])
+            "real/success_rate", "real/forward_blocked_share"} <= set(ea.Tags()["scalars"])
     assert {"dream/imagined_rollout", "real/episode"} <= set(ea.Tags()["images"])
     from stable_baselines3 import PPO
     import numpy as np

@@ -296,8 +296,20 @@ def test_recurrent_policy_trains_in_the_dream_and_keeps_its_state_in_the_real_en
             return 2, len(self.calls)
 
     spy = Spy()
-    evaluate_real(spy, "miniworld", TaskConfig("homing"), 2, seed=0, max_episode_steps=5)
+    res = evaluate_real(spy, "miniworld", TaskConfig("homing"), 2, seed=0, max_episode_steps=5)
     assert spy.calls[0] == (None, True) and spy.calls[1] == (1, False) and spy.calls[5] == (None, True)
+    # every action was forward: the share of them that a wall stopped is what the recorded poses say
+    moves = np.concatenate([np.linalg.norm(np.diff(e.poses[:, :2], axis=0), axis=1) for e in res.episodes])
+    assert len(moves) == 10 and res.figures()["real_forward_blocked_share"] == pytest.approx((moves < 0.01).mean())
+
+
+def test_the_blocked_share_counts_forward_moves_that_did_not_move():
+    from agents.evaluate import blocked_share, forward_moves
+
+    poses = np.array([[0, 0, 0], [0.15, 0, 0], [0.15, 0, 0], [0.15, 0, 0.3], [0.15, 0.005, 0.3]], np.float32)
+    moves = forward_moves(np.array([2, 2, 0, 2]), poses)      # moved, blocked, (a turn), blocked
+    assert moves == pytest.approx([0.15, 0.0, 0.005]) and blocked_share(moves) == pytest.approx(2 / 3)
+    assert np.isnan(blocked_share(forward_moves(np.array([0, 1]), poses[:3])))
 
 
 def test_homing_pays_on_return_and_its_shaping_telescopes():
@@ -385,8 +397,10 @@ def test_evaluate_dream_counts_each_worlds_first_episodes_and_reads_success_from
 
     kw = {"checkpoint": str(tiny_checkpoint), "memory": "none"}
     near = evaluate_dream(Forward(), TaskConfig("reach", radius=1e3), 5, seed=0, max_episode_steps=4, worlds=2, **kw)
-    assert near == {"dream_return": pytest.approx(1 - 0.2 / 4), "dream_success_rate": 1.0,
-                    "dream_episode_length": 1.0, "dream_episodes": 5}
+    assert {k: v for k, v in near.items() if k != "dream_forward_blocked_share"} == {
+        "dream_return": pytest.approx(1 - 0.2 / 4), "dream_success_rate": 1.0, "dream_episode_length": 1.0,
+        "dream_episodes": 5}
+    assert 0.0 <= near["dream_forward_blocked_share"] <= 1.0
     far = evaluate_dream(Forward(), TaskConfig("reach", goal=(1e3, 1e3), radius=1.0), 3, seed=0,
                          max_episode_steps=4, worlds=2, **kw)
     assert far["dream_success_rate"] == 0.0 and far["dream_episode_length"] == 4.0 and far["dream_episodes"] == 3
