@@ -127,7 +127,8 @@ class RealEvalCallback(BaseCallback):
         self.logger.record("real/return", fig["real_return"])
         self.logger.record("real/success_rate", fig["real_success_rate"])
         self.logger.record("real/episode_length", fig["real_episode_length"])
-        self.logger.record("real/forward_blocked_share", fig["real_forward_blocked_share"])
+        if fig["real_forward_blocked_share"] is not None:
+            self.logger.record("real/forward_blocked_share", fig["real_forward_blocked_share"])
         writer = _tb_writer(self.logger)
         frames = ev.episodes[0].frames
         if writer is not None:

@@ -23,7 +23,7 @@ class RealEvaluation:
     episodes: list[Episode]
 
     def figures(self) -> dict[str, float]:
-        moves = np.concatenate([forward_moves(e.actions, e.poses) for e in self.episodes])
+        moves = np.concatenate([np.empty(0), *(forward_moves(e.actions, e.poses) for e in self.episodes)])
         return {"real_return": float(self.returns.mean()), "real_success_rate": float(self.successes.mean()),
                 "real_episode_length": float(self.lengths.mean()), "real_episodes": len(self.returns),
                 "real_forward_blocked_share": blocked_share(moves)}
@@ -39,11 +39,12 @@ def forward_moves(actions: np.ndarray, poses: np.ndarray) -> np.ndarray:
     return step[np.asarray(actions) == FORWARD]
 
 
-def blocked_share(moves: np.ndarray) -> float:
+def blocked_share(moves: np.ndarray) -> float | None:
     """Share of forward moves that left the position unchanged (a wall in the real env; in the dream, a pose
     head that saw one): a policy that pushes into walls shows here, and a dream that lets it pass shows
-    as a lower share than the real env's for the same policy. NaN without a forward move."""
-    return float((moves < BLOCKED_BELOW).mean()) if len(moves) else float("nan")
+    as a lower share than the real env's for the same policy. ``None`` without a forward move (a NaN
+    would make results.json invalid JSON)."""
+    return float((moves < BLOCKED_BELOW).mean()) if len(moves) else None
 
 
 def make_real_env(source: str, task: TaskConfig, max_episode_steps: int = 300):
@@ -126,4 +127,4 @@ def evaluate_dream(policy, task: TaskConfig, episodes: int, seed: int, max_episo
             ep_ret[i], ep_len[i] = 0.0, 0
     return {"dream_return": float(np.mean(rets)), "dream_success_rate": float(np.mean(succ)),
             "dream_episode_length": float(np.mean(lens)), "dream_episodes": len(rets),
-            "dream_forward_blocked_share": blocked_share(np.concatenate(moves))}
+            "dream_forward_blocked_share": blocked_share(np.concatenate([np.empty(0), *moves]))}

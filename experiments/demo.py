@@ -93,11 +93,12 @@ def stage(run: Path, name: str, fn: Callable[[], dict], key: str = "") -> dict:
     return res
 
 
-def fingerprint(cfg: DictConfig, checkpoint: str | None, conf_dir: Path = CONF, code_root: Path = CODE) -> str:
+def fingerprint(cfg: DictConfig, checkpoint: str | None, conf_dir: Path = CONF, code_root: Path | None = CODE) -> str:
     """sha256 of the demo config (without keys that do not change results), the commands' yaml configs
     the stages compose (a changed default, e.g. a new memory kind in eval_revisit.yaml, makes a cached
     stage stale), the source of memworld's packages (a fixed metric or sampler makes it stale too; any
-    edit, a comment included, reruns the demo: stale figures would be worse) and the checkpoint's bytes."""
+    edit, a comment included, reruns the demo: stale figures would be worse; ``code_root=None`` leaves the
+    code out) and the checkpoint's bytes."""
     import hashlib
 
     h = hashlib.sha256()
@@ -106,9 +107,10 @@ def fingerprint(cfg: DictConfig, checkpoint: str | None, conf_dir: Path = CONF, 
     h.update(json.dumps(keep, sort_keys=True, default=str).encode())
     for path in sorted(conf_dir.rglob("*.yaml")):
         h.update(str(path.relative_to(conf_dir)).encode() + path.read_bytes())
-    for pkg in PACKAGES:
+    for pkg in PACKAGES if code_root is not None else ():
         for path in sorted((code_root / pkg).rglob("*.py")):
-            h.update(str(path.relative_to(code_root)).encode() + path.read_bytes())
+            if path.is_file():          # not an editor's dangling lock link
+                h.update(str(path.relative_to(code_root)).encode() + path.read_bytes())
     if checkpoint is not None and Path(checkpoint).is_file():
         with open(checkpoint, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
@@ -131,7 +133,8 @@ def run_demo(cfg: DictConfig, run: Path) -> dict:
 
     checkpoint = cfg.checkpoint
     if cfg.retrain:
-        checkpoint = stage(run, "retrain", lambda: retrain(cfg, run), fingerprint(cfg, None))["checkpoint"]
+        # keyed on the configs alone: an hour of training is not redone for a code edit (fresh=true redoes it)
+        checkpoint = stage(run, "retrain", lambda: retrain(cfg, run), fingerprint(cfg, None, code_root=None))["checkpoint"]
     if checkpoint is None:
         from envs.dream_core import default_checkpoint
         checkpoint = str(default_checkpoint(cfg.source))

@@ -45,10 +45,10 @@ def run_eval(cfg: DictConfig, task: TaskConfig, policies: dict) -> dict:
                                       checkpoint=cfg.checkpoint, starts=cfg.starts, memory=cfg.memory,
                                       compile=bool(cfg.compile)))
             print(f"{path}: in the dream ({cfg.memory} memory) success {fig['dream_success_rate']:.2f}, "
-                  f"return {fig['dream_return']:.3f}, forward moves stopped {fig['dream_forward_blocked_share']:.2f}")
+                  f"return {fig['dream_return']:.3f}, forward moves blocked {fig['dream_forward_blocked_share']}")
         out["policies"][path] = fig
         print(f"{path}: success {fig['real_success_rate']:.2f}, return {fig['real_return']:.3f}, "
-              f"forward moves blocked {fig['real_forward_blocked_share']:.2f}")
+              f"forward moves blocked {fig['real_forward_blocked_share']}")
     return out
 
 

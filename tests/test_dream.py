@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -309,7 +311,7 @@ def test_the_blocked_share_counts_forward_moves_that_did_not_move():
     poses = np.array([[0, 0, 0], [0.15, 0, 0], [0.15, 0, 0], [0.15, 0, 0.3], [0.15, 0.005, 0.3]], np.float32)
     moves = forward_moves(np.array([2, 2, 0, 2]), poses)      # moved, blocked, (a turn), blocked
     assert moves == pytest.approx([0.15, 0.0, 0.005]) and blocked_share(moves) == pytest.approx(2 / 3)
-    assert np.isnan(blocked_share(forward_moves(np.array([0, 1]), poses[:3])))
+    assert blocked_share(forward_moves(np.array([0, 1]), poses[:3])) is None      # no forward move: no share
 
 
 def test_homing_pays_on_return_and_its_shaping_telescopes():
@@ -387,6 +389,14 @@ def test_the_real_env_shows_the_same_homing_cue():
     assert (obs[:CUE_ROWS] == 255).all() and (obs[CUE_ROWS:] == 0).all()
 
 
+def _with_pose_head(init, pose_delta):
+    """A DreamCore.__init__ whose model's pose head is replaced by ``pose_delta``."""
+    def wrapped(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.model.heads.pose_delta = pose_delta
+    return wrapped
+
+
 def test_evaluate_dream_counts_each_worlds_first_episodes_and_reads_success_from_termination(tiny_checkpoint):
     from agents.evaluate import evaluate_dream
     from envs.tasks import TaskConfig
@@ -401,6 +411,15 @@ def test_evaluate_dream_counts_each_worlds_first_episodes_and_reads_success_from
         "dream_return": pytest.approx(1 - 0.2 / 4), "dream_success_rate": 1.0, "dream_episode_length": 1.0,
         "dream_episodes": 5}
     assert 0.0 <= near["dream_forward_blocked_share"] <= 1.0
+    # every episode ends (and its world is reset) after one step: the move counted is to the pose it ended
+    # at, not to the next start, so a pose head that never moves gives 1.0 and one that always moves 0.0
+    from envs import dream_core
+    for delta, share in ((0.0, 1.0), (0.15, 0.0)):
+        fixed = lambda z, a, d=delta: torch.tensor([[d, 0.0, 0.0]]).expand(len(z), 3)
+        with patch.object(dream_core.DreamCore, "__init__", _with_pose_head(dream_core.DreamCore.__init__, fixed)):
+            got = evaluate_dream(Forward(), TaskConfig("reach", radius=1e3), 5, seed=0, max_episode_steps=4,
+                                 worlds=2, **kw)
+        assert got["dream_forward_blocked_share"] == share
     far = evaluate_dream(Forward(), TaskConfig("reach", goal=(1e3, 1e3), radius=1.0), 3, seed=0,
                          max_episode_steps=4, worlds=2, **kw)
     assert far["dream_success_rate"] == 0.0 and far["dream_episode_length"] == 4.0 and far["dream_episodes"] == 3
