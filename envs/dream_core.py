@@ -168,7 +168,7 @@ class DreamCore:
         self.ctx_actions = torch.cat([self.ctx_actions[:, 1:], a[:, None]], 1)
         last = self.ctx[:, -1]
         heads = self.model.heads
-        new_pose = compose(self.pose, heads.pose_delta(last, a))
+        new_pose = compose(self.pose, heads.pose_from_context(self.ctx, self.ctx_actions))
         now = self.t + 1
         read = self.memory.read(now, new_pose, last)
         noise = torch.stack([torch.randn(last.shape[1:], generator=g, device=self.device) for g in self.generators])

@@ -9,6 +9,7 @@ COMMANDS = {
     "collect": "experiments.collect",
     "train-worldmodel": "experiments.train_worldmodel",
     "train-decoder": "experiments.train_decoder",
+    "train-pose": "experiments.train_pose",
     "train-agent": "experiments.train_agent",
     "eval-agent": "experiments.eval_agent",
     "eval-revisit": "experiments.eval_revisit",

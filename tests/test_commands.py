@@ -287,3 +287,28 @@ def test_train_decoder_swaps_in_a_subpixel_decoder_and_keeps_the_rest(tmp_path, 
     kept = [k for k in old if not k.startswith("autoencoder.decoder.")]
     assert kept and all((old[k] == got[k]).all() for k in kept)          # encoder, denoiser, heads untouched
     assert (tmp_path / "dec" / "world_model.starts.npz").exists()
+
+
+def test_train_pose_refits_the_pose_head_with_the_previous_change_and_keeps_the_rest(tmp_path, tiny_checkpoint,
+                                                                                     tiny_dataset):
+    from safetensors.torch import load_file
+
+    from worldmodels.pose_training import POSE_PARTS
+    from worldmodels.world_model import WorldModel
+
+    memworld("train-pose", f"init={tiny_checkpoint}", f"heldout={tiny_dataset[0]}", "heldout_episodes=1",
+             "steps=30", "batch=16", "progress=false", "run_name=pose", "runs_root=" + str(tmp_path), cwd=tmp_path)
+    res = json.loads((tmp_path / "pose" / "results.json").read_text())
+    assert {"old", "new"} == set(res["heldout"]) and "pos_err_blocked" in res["heldout"]["new"]
+    new = WorldModel.load(res["checkpoint"])
+    assert new.cfg.heads.pose_prev and not WorldModel.load(tiny_checkpoint).cfg.heads.pose_prev
+    old, got = load_file(str(tiny_checkpoint)), load_file(res["checkpoint"])
+    assert any(k.startswith("heads.prev_act.") for k in got)
+    kept = [k for k in old if not k.removeprefix("heads.").startswith(POSE_PARTS)]
+    assert len(kept) < len(old) and all((old[k] == got[k]).all() for k in kept)   # only the pose head changed
+    assert (tmp_path / "pose" / "world_model.starts.npz").exists()
+    # the dream runs on it
+    from envs.dream import DreamEnv
+    env = DreamEnv(checkpoint=res["checkpoint"], memory="fov")
+    env.reset(seed=0)
+    assert env.step(2)[0].shape == (64, 64, 3)

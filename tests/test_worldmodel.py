@@ -264,3 +264,32 @@ def test_configs_without_a_decoder_key_build_the_upsample_decoder_and_subpixel_d
     assert isinstance(dec, SubpixelDecoder) and dec(torch.zeros(2, 4, 16, 16)).shape == (2, 3, 64, 64)
     with pytest.raises(ValueError, match="unknown decoder"):
         WorldModelConfig.from_dict({"autoencoder": {"decoder": "bilinear"}})
+
+
+def test_a_pose_prev_head_learns_what_one_frame_cannot_show():
+    # two steps from the same frame with the same action: after a move (the frame changed) the agent moves
+    # again; after a blocked move (it did not) it is blocked again. Only a head that sees the change can tell.
+    import numpy as np
+
+    from worldmodels.heads import HeadsConfig
+    from worldmodels.pose_training import PoseFitConfig, Transitions, fit_pose_head, pose_errors
+    from worldmodels.world_model import WorldModel, WorldModelConfig
+
+    torch.manual_seed(0)
+    model = WorldModel(WorldModelConfig(heads=HeadsConfig(channels=8, hidden=32))).eval()
+    a, b = torch.randn(2, 4, 16, 16)
+    z = torch.stack([a, b, b])            # frame 1 came from a move (it changed), frame 2 from a blocked one
+    data = Transitions(z, t=np.array([1, 2] * 8), action=np.full(16, 2), prev_action=np.full(16, 2),
+                       dpose=np.array([[0.15, 0, 0], [0, 0, 0]] * 8, np.float32))
+    assert data.blocked.tolist() == [False, True] * 8
+    plain, _ = fit_pose_head(model, data, PoseFitConfig(steps=300, batch=16, lr=3e-3, pose_prev=False), progress=False)
+    prev, _ = fit_pose_head(model, data, PoseFitConfig(steps=300, batch=16, lr=3e-3), progress=False)
+    assert pose_errors(plain, data)["pos_err"] > 0.06      # one frame: at best the middle (0.075 off)
+    errs = pose_errors(prev, data)
+    assert errs["pos_err_blocked"] < 0.02 and errs["pos_err_free_forward"] < 0.02
+    assert not model.cfg.heads.pose_prev and prev.cfg.heads.pose_prev       # the given model is left as it was
+    with pytest.raises(ValueError, match="previous latent"):
+        prev.heads.pose_delta(z[:1], torch.tensor([2]))
+    ctx, acts = z[None, :3], torch.tensor([[0, 2, 2]])      # pose_from_context reads the last two of the context
+    assert torch.equal(prev.heads.pose_from_context(ctx, acts),
+                       prev.heads.pose_delta(z[2:3], torch.tensor([2]), z[1:2], torch.tensor([2])))

@@ -69,7 +69,7 @@ def rollout(model: WorldModel, frames: np.ndarray, actions: np.ndarray, poses: n
     out_f, out_p = [], []
     for h in range(horizon):
         acts = torch.from_numpy(actions[starts[:, None] + h + np.arange(k)])
-        pose = integrate_pose(pose, model.heads.pose_delta(ctx[:, -1], acts[:, -1]))
+        pose = integrate_pose(pose, model.heads.pose_from_context(ctx, acts))
         z = model.sample_next(ctx, acts, generator=g)
         ctx = torch.cat([ctx[:, 1:], z[:, None]], 1)
         out_f.append(model.decode(z).numpy())

@@ -2,6 +2,9 @@
 
 The pose head sees the last context latent and the action, so the pose of the frame
 about to be generated is known *before* sampling (memory is retrieved for that pose).
+With ``pose_prev`` it also sees the change from the previous latent and the previous action:
+a forward move into a wall cannot be told from one frame, but a frame that did not change under
+a forward move says the agent is already pushing into one.
 The reward/termination head also sees the generated latent.
 """
 
@@ -24,6 +27,7 @@ class HeadsConfig:
     n_actions: int = 3
     channels: int = 48
     hidden: int = 128
+    pose_prev: bool = False      # the pose head also sees the previous latent's change and action
 
 
 def _trunk(c_in: int, c: int) -> nn.Sequential:
@@ -40,16 +44,34 @@ class Heads(nn.Module):
         lc, c, h = cfg.latent_channels, cfg.channels, cfg.hidden
         flat = c * (latent_hw // 4) ** 2
         self.act = nn.Embedding(cfg.n_actions, h)
-        self.pose_trunk, self.rew_trunk = _trunk(lc, c), _trunk(2 * lc, c)
-        self.pose_mlp = nn.Sequential(nn.Linear(flat + h, h), nn.SiLU(), nn.Linear(h, 3))
+        self.pose_trunk, self.rew_trunk = _trunk(2 * lc if cfg.pose_prev else lc, c), _trunk(2 * lc, c)
+        self.pose_mlp = nn.Sequential(nn.Linear(flat + (2 if cfg.pose_prev else 1) * h, h), nn.SiLU(), nn.Linear(h, 3))
+        if cfg.pose_prev:
+            self.prev_act = nn.Embedding(cfg.n_actions, h)
         self.rew_mlp = nn.Sequential(nn.Linear(flat + h, h), nn.SiLU(), nn.Linear(h, 2))
 
-    def forward(self, z: torch.Tensor, action: torch.Tensor, z_next: torch.Tensor):
+    def forward(self, z: torch.Tensor, action: torch.Tensor, z_next: torch.Tensor, z_prev: torch.Tensor | None = None,
+                prev_action: torch.Tensor | None = None):
         """All heads at once (what training calls, so DDP syncs them): dpose, reward, done logit."""
-        return (self.pose_delta(z, action), *self.reward_done(z, action, z_next))
+        return (self.pose_delta(z, action, z_prev, prev_action), *self.reward_done(z, action, z_next))
 
-    def pose_delta(self, z: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return self.pose_mlp(torch.cat([self.pose_trunk(z), self.act(action)], 1))
+    def pose_delta(self, z: torch.Tensor, action: torch.Tensor, z_prev: torch.Tensor | None = None,
+                   prev_action: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, 3)`` from ``z (B, C, H, W)`` and ``action (B,)``; with ``pose_prev`` also the latent before
+        ``z`` and the action that led into ``z`` (ignored otherwise)."""
+        if not self.cfg.pose_prev:
+            return self.pose_mlp(torch.cat([self.pose_trunk(z), self.act(action)], 1))
+        if z_prev is None or prev_action is None:
+            raise ValueError("this pose head (pose_prev) also needs the previous latent and action")
+        x = self.pose_trunk(torch.cat([z, z - z_prev], 1))
+        return self.pose_mlp(torch.cat([x, self.act(action), self.prev_act(prev_action)], 1))
+
+    def pose_from_context(self, ctx: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """The pose change of the step about to be taken: context latents ``(B, K, C, H, W)`` and actions
+        ``(B, K)`` whose last is that step's (``actions[:, j]`` led into ``ctx[:, j + 1]``)."""
+        if not self.cfg.pose_prev:
+            return self.pose_delta(ctx[:, -1], actions[:, -1])
+        return self.pose_delta(ctx[:, -1], actions[:, -1], ctx[:, -2], actions[:, -2])
 
     def reward_done(self, z: torch.Tensor, action: torch.Tensor, z_next: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Reward ``(B,)`` and termination logit ``(B,)``."""

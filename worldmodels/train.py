@@ -231,6 +231,7 @@ class Trainer:
         dyaw = np.remainder(p1[:, 2] - p0[:, 2] + np.pi, 2 * np.pi) - np.pi
         dpose = np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1], dyaw], 1).astype(np.float32)
         heads = {"z": lat[torch.from_numpy(g - 1)], "a": acts[:, -1], "z_next": target,
+                 "z_prev": lat[torch.from_numpy(g - 2)], "a_prev": acts[:, -2],
                  "dpose": torch.from_numpy(dpose).to(self.device),
                  "reward": torch.from_numpy(tr.rewards[g - 1]).to(self.device),
                  "done": torch.from_numpy(tr.terminations[g - 1].astype(np.float32)).to(self.device)}
@@ -281,7 +282,7 @@ class Trainer:
         self.checkpoint()
 
     def _heads_loss(self, h: dict[str, torch.Tensor]) -> torch.Tensor:
-        dpose, reward, done_logit = self._heads(h["z"], h["a"], h["z_next"])
+        dpose, reward, done_logit = self._heads(h["z"], h["a"], h["z_next"], h["z_prev"], h["a_prev"])
         pose_loss = F.mse_loss(dpose[:, :2], h["dpose"][:, :2]) * 10 + F.mse_loss(dpose[:, 2], h["dpose"][:, 2]) * 10
         done_loss = F.binary_cross_entropy_with_logits(done_logit, h["done"], pos_weight=torch.tensor(DONE_POS_WEIGHT))
         return pose_loss + F.mse_loss(reward, h["reward"]) + done_loss

@@ -148,7 +148,7 @@ class WorldModel(nn.Module):
         z_next = self.sample_next(z_ctx, actions, generator=generator, **mem)
         last, a = z_ctx[:, -1], actions[:, -1]
         reward, done_logit = self.heads.reward_done(last, a, z_next)
-        return self.decode(z_next), reward, done_logit > DONE_THRESHOLD, self.heads.pose_delta(last, a)
+        return self.decode(z_next), reward, done_logit > DONE_THRESHOLD, self.heads.pose_from_context(z_ctx, actions)
 
     # --- save / load ---------------------------------------------------------------
     def save(self, path: str | Path, **meta: Any) -> None:
