@@ -293,3 +293,15 @@ def test_a_pose_prev_head_learns_what_one_frame_cannot_show():
     ctx, acts = z[None, :3], torch.tensor([[0, 2, 2]])      # pose_from_context reads the last two of the context
     assert torch.equal(prev.heads.pose_from_context(ctx, acts),
                        prev.heads.pose_delta(z[2:3], torch.tensor([2]), z[1:2], torch.tensor([2])))
+
+
+def test_pose_change_is_what_integrate_pose_undoes():
+    import numpy as np
+
+    from worldmodels.heads import integrate_pose, pose_change
+
+    rng = np.random.default_rng(0)
+    p0 = rng.uniform(-3, 3, (50, 3)).astype(np.float32)
+    delta = (rng.normal(size=(50, 3)) * 0.2).astype(np.float32)
+    p1 = integrate_pose(torch.from_numpy(p0), torch.from_numpy(delta)).numpy()
+    assert np.abs(pose_change(p0, p1) - delta).max() < 1e-5

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -86,3 +87,12 @@ def integrate_pose(pose: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
     c, s = yaw.cos(), yaw.sin()
     new_yaw = torch.remainder(yaw + dyaw + torch.pi, 2 * torch.pi) - torch.pi
     return torch.stack([x + c * f - s * left, y + s * f + c * left, new_yaw], -1)
+
+
+def pose_change(p0: np.ndarray, p1: np.ndarray) -> np.ndarray:
+    """``(B, 3)`` float32 [forward, left, dyaw] in the frame of ``p0`` that takes pose ``p0 (B, 3)`` to ``p1``:
+    the pose head's target, what ``integrate_pose`` undoes."""
+    c, s = np.cos(p0[:, 2]), np.sin(p0[:, 2])
+    d = p1[:, :2] - p0[:, :2]
+    dyaw = np.remainder(p1[:, 2] - p0[:, 2] + np.pi, 2 * np.pi) - np.pi
+    return np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1], dyaw], 1).astype(np.float32)

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from worldmodels.heads import Heads
+from worldmodels.heads import Heads, pose_change
 from worldmodels.world_model import WorldModel
 
 #: a forward move that changed the position by less than this is "blocked" (a step is 0.15)
@@ -61,14 +61,6 @@ class Transitions:
         t = torch.from_numpy(self.t[i])
         return (self.z[t].to(device), torch.from_numpy(self.action[i]).to(device), self.z[t - 1].to(device),
                 torch.from_numpy(self.prev_action[i]).to(device))
-
-
-def pose_change(p0: np.ndarray, p1: np.ndarray) -> np.ndarray:
-    """``(B, 3)`` float32 [forward, left, dyaw] in the frame of ``p0``: what takes pose ``p0 (B, 3)`` to ``p1``."""
-    c, s = np.cos(p0[:, 2]), np.sin(p0[:, 2])
-    d = p1[:, :2] - p0[:, :2]
-    dyaw = np.remainder(p1[:, 2] - p0[:, 2] + np.pi, 2 * np.pi) - np.pi
-    return np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1], dyaw], 1).astype(np.float32)
 
 
 @torch.no_grad()

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from worldmodels.autoencoder import encode_raw, to_unit
 from worldmodels.edm import EDMLoss, augment_context, drop_context
-from worldmodels.heads import DONE_POS_WEIGHT
+from worldmodels.heads import DONE_POS_WEIGHT, pose_change
 from worldmodels.precision import autocast_for, check_precision
 from worldmodels.training_state import EMA, StopFlag, check_finite, load_state, save_state
 from worldmodels.world_model import WorldModel, WorldModelConfig
@@ -225,11 +225,7 @@ class Trainer:
         if self.memory_fn is not None:
             m, rel, mask = self.memory_fn(g, lat, torch.from_numpy(tr.poses), tr.starts[tr.episode_of(g)], self.rng)
             mem = {"memory": m.to(self.device), "memory_pose": rel.to(self.device), "memory_mask": mask.to(self.device)}
-        p0, p1 = tr.poses[g - 1], tr.poses[g]
-        c, s = np.cos(p0[:, 2]), np.sin(p0[:, 2])
-        d = p1[:, :2] - p0[:, :2]
-        dyaw = np.remainder(p1[:, 2] - p0[:, 2] + np.pi, 2 * np.pi) - np.pi
-        dpose = np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1], dyaw], 1).astype(np.float32)
+        dpose = pose_change(tr.poses[g - 1], tr.poses[g])
         heads = {"z": lat[torch.from_numpy(g - 1)], "a": acts[:, -1], "z_next": target,
                  "z_prev": lat[torch.from_numpy(g - 2)], "a_prev": acts[:, -2],
                  "dpose": torch.from_numpy(dpose).to(self.device),
