@@ -1,6 +1,7 @@
 """``memworld train-pose``: refit a trained world model's pose head on its frozen latents, by default as a
-``pose_prev`` head (it also sees the previous latent's change and the previous action, so a forward move
-into a wall stops the dream's pose); nothing else in the model changes.
+``pose_prev`` head (it also sees the previous latent's change and the previous action, meant to let a
+forward move into a wall stop the dream's pose; on the default scene it lowers the error on blocked moves
+but does not bring them to a standstill, docs/results.md); nothing else in the model changes.
 
 Writes the new checkpoint (start segments copied beside it) and results.json: the per-step position
 error of the old and the new pose head on held-out steps, split into blocked and free forward moves.
