@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -96,3 +97,8 @@ def pose_change(p0: np.ndarray, p1: np.ndarray) -> np.ndarray:
     d = p1[:, :2] - p0[:, :2]
     dyaw = np.remainder(p1[:, 2] - p0[:, 2] + np.pi, 2 * np.pi) - np.pi
     return np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1], dyaw], 1).astype(np.float32)
+
+
+def pose_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The pose head's loss on ``(B, 3)`` changes: 10 x (MSE of the position change + MSE of the yaw change)."""
+    return F.mse_loss(pred[:, :2], target[:, :2]) * 10 + F.mse_loss(pred[:, 2], target[:, 2]) * 10

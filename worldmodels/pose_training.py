@@ -16,15 +16,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
-from worldmodels.heads import Heads, pose_change
+from worldmodels.heads import Heads, pose_change, pose_loss
 from worldmodels.world_model import WorldModel
 
 #: a forward move that changed the position by less than this is "blocked" (a step is 0.15)
 BLOCKED_BELOW = 0.01
-FORWARD = 2
+FORWARD = 2        # envs.collection.FORWARD; worldmodels does not import envs
 POSE_PARTS = ("pose_trunk.", "pose_mlp.", "prev_act.")
 
 
@@ -74,11 +73,6 @@ def transitions(model: WorldModel, frames: np.ndarray, actions: np.ndarray, pose
                        pose_change(poses[t], poses[t + 1]))
 
 
-def pose_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The trainer's pose loss: 10 x (MSE of the position change + MSE of the yaw change)."""
-    return F.mse_loss(pred[:, :2], target[:, :2]) * 10 + F.mse_loss(pred[:, 2], target[:, 2]) * 10
-
-
 def fit_pose_head(model: WorldModel, data: Transitions, cfg: PoseFitConfig,
                   progress: bool = True) -> tuple[WorldModel, float]:
     """A copy of ``model`` whose pose head is fitted afresh to ``data``; the other heads (and the action
@@ -125,8 +119,8 @@ def pose_errors(model: WorldModel, data: Transitions, chunk: int = 1024) -> dict
                            for s in range(0, len(data.t), chunk)])
     err = np.linalg.norm(pred[:, :2] - data.dpose[:, :2], axis=1)
     blocked, free = data.blocked, (data.action == FORWARD) & ~data.blocked
-    nan = None          # no such step: no figure (a NaN would make results.json invalid JSON)
-    return {"pos_err": float(err.mean()), "pos_err_blocked": float(err[blocked].mean()) if blocked.any() else nan,
-            "pos_err_free_forward": float(err[free].mean()) if free.any() else nan,
+    # no such step: no figure (None; a NaN would make results.json invalid JSON)
+    return {"pos_err": float(err.mean()), "pos_err_blocked": float(err[blocked].mean()) if blocked.any() else None,
+            "pos_err_free_forward": float(err[free].mean()) if free.any() else None,
             "yaw_err": float(np.abs(pred[:, 2] - data.dpose[:, 2]).mean()),
             "blocked_share_of_forward": float(blocked.sum() / max(1, (data.action == FORWARD).sum()))}
