@@ -1,7 +1,7 @@
 """The batched dream in plain torch: N worlds advance in one denoiser call per sampler step.
 
 Per world: K context latents and actions, the pose (integrated from the pose head),
-memory, step count, its own ``torch.Generator``. A step: pose head -> memory read at
+memory, step count, its own ``torch.Generator``. A step: pose head (and blocked head) -> memory read at
 the new pose -> sample the next latent -> reward/termination heads -> task -> decode ->
 memory write. Nothing here knows about Gymnasium.
 """
@@ -168,7 +168,8 @@ class DreamCore:
         self.ctx_actions = torch.cat([self.ctx_actions[:, 1:], a[:, None]], 1)
         last = self.ctx[:, -1]
         heads = self.model.heads
-        new_pose = compose(self.pose, heads.pose_from_context(self.ctx, self.ctx_actions))
+        delta, blocked = heads.move_from_context(self.ctx, self.ctx_actions)
+        new_pose = torch.where(blocked[:, None], self.pose, compose(self.pose, delta))    # kept exactly, not re-wrapped
         now = self.t + 1
         read = self.memory.read(now, new_pose, last)
         noise = torch.stack([torch.randn(last.shape[1:], generator=g, device=self.device) for g in self.generators])
@@ -176,6 +177,7 @@ class DreamCore:
             z = self._sample(noise, read).float()
         if self.cfg.reuse_tol > 0:
             z, _ = reuse_stored_view(z, read, self.cfg.reuse_tol)
+        z = torch.where(blocked[:, None, None, None], last, z)     # a blocked move shows the same view, as in the real env
         reward_h, done_logit = heads.reward_done(last, a, z)
         reward, terminated = self.task.step(new_pose, now, reward_h, done_logit > DONE_THRESHOLD)
         with self._autocast():

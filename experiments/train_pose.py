@@ -1,10 +1,12 @@
 """``memworld train-pose``: refit a trained world model's pose head on its frozen latents, by default as a
 ``pose_prev`` head (it also sees the previous latent's change and the previous action, meant to let a
 forward move into a wall stop the dream's pose; on the default scene it lowers the error on blocked moves
-but does not bring them to a standstill, docs/results.md); nothing else in the model changes.
+but does not bring them to a standstill, docs/results.md), and/or (``blocked=true``) fit a blocked head that
+stops the pose and repeats the frame on a move it predicts will not move the agent; nothing else changes.
 
 Writes the new checkpoint (start segments copied beside it) and results.json: the per-step position
-error of the old and the new pose head on held-out steps, split into blocked and free forward moves.
+error of the old and the new pose head on held-out steps, split into blocked and free forward moves, and
+the blocked head's recall, precision and share of free moves stopped.
 """
 
 from __future__ import annotations
@@ -32,11 +34,12 @@ def _transitions(model: WorldModel, arrays):
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict:
-    fit_cfg = PoseFitConfig(int(cfg.steps), int(cfg.batch), float(cfg.lr), int(cfg.seed), bool(cfg.pose_prev))
+    fit_cfg = PoseFitConfig(int(cfg.steps), int(cfg.batch), float(cfg.lr), int(cfg.seed), bool(cfg.pose_prev),
+                            pose=bool(cfg.pose), blocked=bool(cfg.blocked))
     init = Path(cfg.init) if cfg.init else default_checkpoint(cfg.source)
     model = WorldModel.load(init, source=cfg.source)
-    if fit_cfg.pose_prev and model.context < 2:
-        raise ValueError(f"a pose_prev head needs a context of at least 2 frames; {init} has {model.context}")
+    if (fit_cfg.pose and fit_cfg.pose_prev or fit_cfg.blocked) and model.context < 2:
+        raise ValueError(f"a pose_prev or blocked head needs a context of at least 2 frames; {init} has {model.context}")
     dataset = cfg.dataset or model.meta.get("dataset")
     if not dataset or not Path(dataset).exists():
         raise FileNotFoundError(f"training data {dataset!r} not found: give dataset=<folder> "
@@ -44,7 +47,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     train = load_arrays(dataset)
     if cfg.heldout_episodes:
         train = train.split(int(cfg.heldout_episodes))[0]
-    print(f"{init}: fitting the pose head (pose_prev={fit_cfg.pose_prev}) on {len(train.frames)} frames of {dataset}")
+    what = " and ".join((["pose head (pose_prev=%s)" % fit_cfg.pose_prev] if fit_cfg.pose else []) +
+                        (["blocked head"] if fit_cfg.blocked else []))
+    print(f"{init}: fitting the {what} on {len(train.frames)} frames of {dataset}")
     data = _transitions(model, train)
     new, seconds = fit_pose_head(model, data, fit_cfg, progress=bool(cfg.progress))
     minutes = seconds / 60
@@ -64,6 +69,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         print(f"held-out position error per step (units): old pose head {o['pos_err']:.4f} "
               f"(blocked forward {o['pos_err_blocked']}), new {n['pos_err']:.4f} (blocked forward "
               f"{n['pos_err_blocked']}); {n['blocked_share_of_forward']:.1%} of forward moves blocked")
+        if "blocked_recall" in n:
+            print(f"blocked head: stops {n['blocked_recall']} of blocked forward moves and {n['free_forward_stopped']} "
+                  f"of free ones (precision {n['blocked_precision']})")
     return res
 
 

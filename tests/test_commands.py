@@ -312,3 +312,17 @@ def test_train_pose_refits_the_pose_head_with_the_previous_change_and_keeps_the_
     env = DreamEnv(checkpoint=res["checkpoint"], memory="fov")
     env.reset(seed=0)
     assert env.step(2)[0].shape == (64, 64, 3)
+    # a blocked head on top: the refitted pose head stays as it is
+    memworld("train-pose", f"init={res['checkpoint']}", f"heldout={tiny_dataset[0]}", "heldout_episodes=1",
+             "pose=false", "blocked=true", "steps=30", "batch=16", "progress=false", "run_name=blocked",
+             "runs_root=" + str(tmp_path), cwd=tmp_path)
+    res2 = json.loads((tmp_path / "blocked" / "results.json").read_text())
+    assert "blocked_recall" in res2["heldout"]["new"] and "blocked_recall" not in res2["heldout"]["old"]
+    both = WorldModel.load(res2["checkpoint"])
+    assert both.cfg.heads.blocked and both.cfg.heads.pose_prev
+    got2 = load_file(res2["checkpoint"])
+    assert set(got2) - set(got) and all(k.startswith("heads.blocked_") for k in set(got2) - set(got))
+    assert all((got[k] == got2[k]).all() for k in got)
+    env = DreamEnv(checkpoint=res2["checkpoint"], memory="fov")
+    env.reset(seed=0)
+    assert env.step(2)[0].shape == (64, 64, 3)

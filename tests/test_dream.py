@@ -427,6 +427,19 @@ def test_evaluate_dream_counts_each_worlds_first_episodes_and_reads_success_from
         evaluate_dream(Forward(), TaskConfig("learned"), 2, seed=0, **kw)
 
 
+def test_a_blocked_move_keeps_the_pose_and_shows_the_same_view(tiny_checkpoint):
+    env = DreamEnv(checkpoint=str(tiny_checkpoint), memory="fov")
+    heads = env.core.model.heads
+    heads.cfg.blocked = True
+    heads.blocked_logit = lambda z, a, z_prev, a_prev: torch.where(a == 2, 5.0, -5.0)   # every forward is blocked
+    env.reset(seed=0)
+    pose, last = env.core.pose.clone(), env.core.ctx[0, -1].clone()
+    _, _, _, _, info = env.step(2)
+    assert torch.equal(env.core.pose, pose) and torch.equal(env.core.ctx[0, -1], last)
+    env.step(0)                                                 # a turn is not blocked
+    assert env.core.pose[0, 2] != pose[0, 2] and not torch.equal(env.core.ctx[0, -1], last)
+
+
 def test_reuse_gives_back_the_stored_view_when_the_dream_returns_to_a_pose(tiny_checkpoint):
     # turning a full circle returns to the pose of the last context frame: with reuse on, that frame comes back
     vec = DreamVectorEnv(num_envs=1, checkpoint=str(tiny_checkpoint), memory="fov", reuse_tol=0.05)

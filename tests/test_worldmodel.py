@@ -295,6 +295,38 @@ def test_a_pose_prev_head_learns_what_one_frame_cannot_show():
                        prev.heads.pose_delta(z[2:3], torch.tensor([2]), z[1:2], torch.tensor([2])))
 
 
+def test_a_blocked_head_learns_to_stop_a_move_into_a_wall_and_leaves_the_rest_alone():
+    # the same data as above: the frame that came from a blocked move is blocked again
+    import numpy as np
+
+    from worldmodels.heads import HeadsConfig
+    from worldmodels.pose_training import PoseFitConfig, Transitions, fit_pose_head, pose_errors
+    from worldmodels.world_model import WorldModel, WorldModelConfig
+
+    torch.manual_seed(0)
+    model = WorldModel(WorldModelConfig(heads=HeadsConfig(channels=8, hidden=32))).eval()
+    a, b = torch.randn(2, 4, 16, 16)
+    z = torch.stack([a, b, b])
+    data = Transitions(z, t=np.array([1, 2] * 8), action=np.full(16, 2), prev_action=np.full(16, 2),
+                       dpose=np.array([[0.15, 0, 0], [0, 0, 0]] * 8, np.float32))
+    with pytest.raises(ValueError, match="blocked head"):
+        model.heads.blocked_logit(z[1:2], torch.tensor([2]), z[:1], torch.tensor([2]))
+    fit = PoseFitConfig(steps=200, batch=16, lr=3e-3, pose=False, blocked=True)
+    new, _ = fit_pose_head(model, data, fit, progress=False)
+    assert new.cfg.heads.blocked and not new.cfg.heads.pose_prev and not model.cfg.heads.blocked
+    old_sd, new_sd = model.heads.state_dict(), new.heads.state_dict()
+    assert all(torch.equal(v, new_sd[k]) for k, v in old_sd.items())          # the other heads bit for bit
+    errs = pose_errors(new, data)
+    assert (errs["blocked_recall"], errs["free_forward_stopped"], errs["blocked_precision"]) == (1.0, 0.0, 1.0)
+    assert errs["pos_err_blocked"] == 0.0 and "blocked_recall" not in pose_errors(model, data)
+    ctx, acts = z[None].expand(2, 3, 4, 16, 16).clone(), torch.tensor([[2, 2, 2], [2, 2, 2]])
+    ctx[1, 1] = a                                              # world 1's last frame came from a move
+    delta, blocked = new.heads.move_from_context(ctx, acts)
+    assert blocked.tolist() == [True, False] and (delta[0] == 0).all() and delta[1, 0] != 0
+    with pytest.raises(ValueError, match="nothing to fit"):
+        PoseFitConfig(pose=False, blocked=False)
+
+
 def test_pose_change_is_what_integrate_pose_undoes():
     import numpy as np
 

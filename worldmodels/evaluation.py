@@ -69,8 +69,10 @@ def rollout(model: WorldModel, frames: np.ndarray, actions: np.ndarray, poses: n
     out_f, out_p = [], []
     for h in range(horizon):
         acts = torch.from_numpy(actions[starts[:, None] + h + np.arange(k)])
-        pose = integrate_pose(pose, model.heads.pose_from_context(ctx, acts))
+        delta, blocked = model.heads.move_from_context(ctx, acts)
+        pose = integrate_pose(pose, delta)
         z = model.sample_next(ctx, acts, generator=g)
+        z = torch.where(blocked[:, None, None, None], ctx[:, -1], z)
         ctx = torch.cat([ctx[:, 1:], z[:, None]], 1)
         out_f.append(model.decode(z).numpy())
         out_p.append(pose.numpy())

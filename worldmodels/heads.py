@@ -6,6 +6,8 @@ With ``pose_prev`` it also sees the change from the previous latent and the prev
 a forward move into a wall cannot be told from one frame, but a frame that did not change under
 a forward move says the agent is already pushing into one.
 The reward/termination head also sees the generated latent.
+The optional blocked head says whether the step about to be taken will not move the agent (a forward
+move into a wall): the dream then keeps the pose and repeats the frame, as the real env does.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class HeadsConfig:
     channels: int = 48
     hidden: int = 128
     pose_prev: bool = False      # the pose head also sees the previous latent's change and action
+    blocked: bool = False        # a head that predicts a move that will not move the agent (needs context >= 2)
 
 
 def _trunk(c_in: int, c: int) -> nn.Sequential:
@@ -51,6 +54,11 @@ class Heads(nn.Module):
         if cfg.pose_prev:
             self.prev_act = nn.Embedding(cfg.n_actions, h)
         self.rew_mlp = nn.Sequential(nn.Linear(flat + h, h), nn.SiLU(), nn.Linear(h, 2))
+        if cfg.blocked:
+            # its own action embeddings: fitting it afterwards leaves the other heads bit for bit as they were
+            self.blocked_trunk = _trunk(2 * lc, c)
+            self.blocked_act, self.blocked_prev_act = nn.Embedding(cfg.n_actions, h), nn.Embedding(cfg.n_actions, h)
+            self.blocked_mlp = nn.Sequential(nn.Linear(flat + 2 * h, h), nn.SiLU(), nn.Linear(h, 1))
 
     def forward(self, z: torch.Tensor, action: torch.Tensor, z_next: torch.Tensor, z_prev: torch.Tensor | None = None,
                 prev_action: torch.Tensor | None = None):
@@ -74,6 +82,35 @@ class Heads(nn.Module):
         if not self.cfg.pose_prev:
             return self.pose_delta(ctx[:, -1], actions[:, -1])
         return self.pose_delta(ctx[:, -1], actions[:, -1], ctx[:, -2], actions[:, -2])
+
+    def blocked_logit(self, z: torch.Tensor, action: torch.Tensor, z_prev: torch.Tensor,
+                      prev_action: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` logit that ``action`` taken at ``z`` leaves the agent where it is; the inputs are
+        ``pose_delta``'s with ``pose_prev``. A frame unchanged by the last forward move says the agent is
+        already pushing into a wall."""
+        if not self.cfg.blocked:
+            raise ValueError("this model has no blocked head (heads.blocked is false); fit one with memworld train-pose")
+        x = self.blocked_trunk(torch.cat([z, z - z_prev], 1))
+        return self.blocked_mlp(torch.cat([x, self.blocked_act(action), self.blocked_prev_act(prev_action)], 1))[:, 0]
+
+    def move(self, z: torch.Tensor, action: torch.Tensor, z_prev: torch.Tensor | None = None,
+             prev_action: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """What ``action`` taken at ``z`` does (inputs as ``pose_delta``'s): the pose change ``(B, 3)`` and
+        whether the move is blocked ``(B,)`` bool. A blocked step keeps the pose (its change is zero) and
+        should repeat the last frame; without a blocked head no step is blocked."""
+        delta = self.pose_delta(z, action, z_prev, prev_action) if self.cfg.pose_prev else self.pose_delta(z, action)
+        if not self.cfg.blocked:
+            return delta, torch.zeros(len(delta), dtype=torch.bool, device=delta.device)
+        if z_prev is None or prev_action is None:
+            raise ValueError("the blocked head also needs the previous latent and action")
+        blocked = self.blocked_logit(z, action, z_prev, prev_action) > 0
+        return delta * ~blocked[:, None], blocked
+
+    def move_from_context(self, ctx: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``move`` of the step about to be taken, from the context (inputs as ``pose_from_context``'s)."""
+        if not (self.cfg.pose_prev or self.cfg.blocked):
+            return self.move(ctx[:, -1], actions[:, -1])
+        return self.move(ctx[:, -1], actions[:, -1], ctx[:, -2], actions[:, -2])
 
     def reward_done(self, z: torch.Tensor, action: torch.Tensor, z_next: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Reward ``(B,)`` and termination logit ``(B,)``."""

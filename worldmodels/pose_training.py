@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from worldmodels.heads import Heads, pose_change, pose_loss
@@ -25,19 +26,31 @@ from worldmodels.world_model import WorldModel
 BLOCKED_BELOW = 0.01
 FORWARD = 2        # envs.collection.FORWARD; worldmodels does not import envs
 POSE_PARTS = ("pose_trunk.", "pose_mlp.", "prev_act.")
+BLOCKED_PARTS = ("blocked_trunk.", "blocked_mlp.", "blocked_act.", "blocked_prev_act.")
 
 
 @dataclass
 class PoseFitConfig:
+    """What to fit: the pose head afresh (``pose``, with ``pose_prev`` inputs or not) and/or a new
+    blocked head (``blocked``); the rest of the model is frozen."""
+
     steps: int = 8000
     batch: int = 256
     lr: float = 1e-3
     seed: int = 0
     pose_prev: bool = True
+    pose: bool = True
+    blocked: bool = False
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch < 1 or self.lr <= 0:
             raise ValueError(f"steps, batch and lr must be positive, got {self.steps}, {self.batch}, {self.lr}")
+        if not (self.pose or self.blocked):
+            raise ValueError("nothing to fit: pose and blocked are both false")
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return (POSE_PARTS if self.pose else ()) + (BLOCKED_PARTS if self.blocked else ())
 
 
 @dataclass
@@ -75,28 +88,37 @@ def transitions(model: WorldModel, frames: np.ndarray, actions: np.ndarray, pose
 
 def fit_pose_head(model: WorldModel, data: Transitions, cfg: PoseFitConfig,
                   progress: bool = True) -> tuple[WorldModel, float]:
-    """A copy of ``model`` whose pose head is fitted afresh to ``data``; the other heads (and the action
-    embedding they share) are copied and frozen. Returns the copy and the seconds it took."""
+    """A copy of ``model`` whose pose head (``cfg.pose``) and/or blocked head (``cfg.blocked``, a logistic
+    loss on ``data.blocked``) are fitted afresh to ``data``; the other heads (and the action embedding they
+    share) are copied and frozen. Returns the copy and the seconds it took."""
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     new = copy.deepcopy(model)
-    new.cfg.heads.pose_prev = cfg.pose_prev
+    if cfg.pose:
+        new.cfg.heads.pose_prev = cfg.pose_prev
+    new.cfg.heads.blocked = new.cfg.heads.blocked or cfg.blocked
     heads = Heads(new.cfg.heads).to(model.device)
-    keep = {k: v for k, v in model.heads.state_dict().items() if not k.startswith(POSE_PARTS)}
+    keep = {k: v for k, v in model.heads.state_dict().items() if not k.startswith(cfg.parts)}
     missing, unexpected = heads.load_state_dict(keep, strict=False)
-    assert not unexpected and all(k.startswith(POSE_PARTS) for k in missing)
-    params = [p for n, p in heads.named_parameters() if n.startswith(POSE_PARTS)]
+    assert not unexpected and all(k.startswith(cfg.parts) for k in missing)
+    params = [p for n, p in heads.named_parameters() if n.startswith(cfg.parts)]
     for n, p in heads.named_parameters():
-        p.requires_grad_(n.startswith(POSE_PARTS))
+        p.requires_grad_(n.startswith(cfg.parts))
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     dpose = torch.from_numpy(data.dpose).to(model.device)
+    target = torch.from_numpy(data.blocked.astype(np.float32)).to(model.device)
     bar = tqdm(range(cfg.steps), desc="pose head", disable=not progress)
     for step in bar:
         for g in opt.param_groups:
             g["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
         i = rng.integers(0, len(data.t), cfg.batch)
-        loss = pose_loss(heads.pose_delta(*data.batch(i, model.device)), dpose[i])
+        inputs = data.batch(i, model.device)
+        loss = torch.zeros((), device=model.device)
+        if cfg.pose:
+            loss = loss + pose_loss(heads.pose_delta(*inputs), dpose[i])
+        if cfg.blocked:
+            loss = loss + F.binary_cross_entropy_with_logits(heads.blocked_logit(*inputs), target[i])
         if not torch.isfinite(loss):
             raise FloatingPointError(f"pose head loss is {loss.item()} at step {step}; lower lr (now {cfg.lr})")
         opt.zero_grad(set_to_none=True)
@@ -111,16 +133,25 @@ def fit_pose_head(model: WorldModel, data: Transitions, cfg: PoseFitConfig,
 
 
 @torch.no_grad()
-def pose_errors(model: WorldModel, data: Transitions, chunk: int = 1024) -> dict[str, float]:
-    """Mean position error per step (units) of the model's pose head on all steps, on blocked forward
-    moves and on free forward moves; the yaw error (rad) on all steps."""
-    pred = np.concatenate([model.heads.pose_delta(*data.batch(np.arange(s, min(s + chunk, len(data.t))),
-                                                             model.device)).cpu().numpy()
-                           for s in range(0, len(data.t), chunk)])
+def pose_errors(model: WorldModel, data: Transitions, chunk: int = 1024) -> dict[str, float | None]:
+    """Mean position error per step (units) of the model's move (pose head, and blocked head if it has one)
+    on all steps, on blocked forward moves and on free forward moves; the yaw error (rad) on all steps.
+    With a blocked head also its recall on blocked moves, the share of free forward moves it stops and
+    its precision."""
+    moves = [model.heads.move(*data.batch(np.arange(s, min(s + chunk, len(data.t))), model.device))
+             for s in range(0, len(data.t), chunk)]
+    pred = torch.cat([m[0] for m in moves]).cpu().numpy()
+    stop = torch.cat([m[1] for m in moves]).cpu().numpy()
     err = np.linalg.norm(pred[:, :2] - data.dpose[:, :2], axis=1)
     blocked, free = data.blocked, (data.action == FORWARD) & ~data.blocked
-    # no such step: no figure (None; a NaN would make results.json invalid JSON)
-    return {"pos_err": float(err.mean()), "pos_err_blocked": float(err[blocked].mean()) if blocked.any() else None,
-            "pos_err_free_forward": float(err[free].mean()) if free.any() else None,
-            "yaw_err": float(np.abs(pred[:, 2] - data.dpose[:, 2]).mean()),
-            "blocked_share_of_forward": float(blocked.sum() / max(1, (data.action == FORWARD).sum()))}
+
+    def mean(x: np.ndarray, where: np.ndarray) -> float | None:
+        return float(x[where].mean()) if where.any() else None   # no such step: None (NaN is not JSON)
+
+    out = {"pos_err": float(err.mean()), "pos_err_blocked": mean(err, blocked), "pos_err_free_forward": mean(err, free),
+           "yaw_err": float(np.abs(pred[:, 2] - data.dpose[:, 2]).mean()),
+           "blocked_share_of_forward": float(blocked.sum() / max(1, (data.action == FORWARD).sum()))}
+    if model.cfg.heads.blocked:
+        out |= {"blocked_recall": mean(stop, blocked), "free_forward_stopped": mean(stop, free),
+                "blocked_precision": mean(blocked, stop)}
+    return out

@@ -147,8 +147,10 @@ class WorldModel(nn.Module):
                    "memory_mask": memory.get("mask")}
         z_next = self.sample_next(z_ctx, actions, generator=generator, **mem)
         last, a = z_ctx[:, -1], actions[:, -1]
+        dpose, blocked = self.heads.move_from_context(z_ctx, actions)
+        z_next = torch.where(blocked[:, None, None, None], last, z_next)     # a blocked move shows the same view
         reward, done_logit = self.heads.reward_done(last, a, z_next)
-        return self.decode(z_next), reward, done_logit > DONE_THRESHOLD, self.heads.pose_from_context(z_ctx, actions)
+        return self.decode(z_next), reward, done_logit > DONE_THRESHOLD, dpose
 
     # --- save / load ---------------------------------------------------------------
     def save(self, path: str | Path, **meta: Any) -> None:
