@@ -36,7 +36,7 @@ def build_model_config(m: DictConfig, source: str, n_actions: int) -> WorldModel
         autoencoder=AutoencoderConfig(lc, tuple(m.enc_channels), tuple(m.dec_channels)),
         denoiser=DenoiserConfig(lc, int(m.context), n_actions, tuple(m.channels), int(m.cond_dim), bool(m.memory),
                                 memory_pos=bool(m.memory_pos), memory_stack=bool(m.memory_stack)),
-        heads=HeadsConfig(lc, n_actions),
+        heads=HeadsConfig(lc, n_actions, blocked=bool(m.get("blocked_head", False))),
         loss=EDMLossConfig(float(m.p_mean), float(m.p_std), str(m.loss_weighting), float(m.context_aug_max),
                            float(m.context_drop), float(m.focus_share)),
         sampler=SamplerConfig(str(m.sampler), int(m.sampler_steps)),

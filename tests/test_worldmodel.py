@@ -149,6 +149,21 @@ def test_a_fine_tune_counts_the_minutes_of_the_checkpoint_it_starts_from(tmp_pat
     assert meta["train_minutes_total"] == pytest.approx(7.5 + meta["train_minutes"])
 
 
+def test_training_with_a_blocked_head_fits_it_and_saves_it(tmp_path, tiny_dataset):
+    cfg = tiny_model_config()
+    cfg.heads.blocked = True
+    arrays = load_arrays(tiny_dataset[0])
+    tr = Trainer(cfg, TrainConfig(ae_steps=0, denoiser_steps=3, batch=4), arrays, None, tmp_path, progress=False)
+    before = {k: v.clone() for k, v in tr.model.heads.state_dict().items() if k.startswith("blocked_")}
+    model = tr.fit()
+    _, _, _, _, h = tr.batch(4)
+    assert h["z_prev"] is not None and set(h["blocked"].unique().tolist()) <= {0.0, 1.0}
+    after = model.heads.state_dict()
+    assert before and all(not torch.equal(v, after[k]) for k, v in before.items() if k.endswith("weight"))
+    model.save(tmp_path / "b.safetensors")
+    assert WorldModel.load(tmp_path / "b.safetensors").cfg.heads.blocked
+
+
 def test_checkpoints_from_before_the_memory_position_code_still_load(tmp_path):
     cfg = tiny_model_config()
     cfg.denoiser.memory_pos = False

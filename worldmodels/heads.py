@@ -62,8 +62,11 @@ class Heads(nn.Module):
 
     def forward(self, z: torch.Tensor, action: torch.Tensor, z_next: torch.Tensor, z_prev: torch.Tensor | None = None,
                 prev_action: torch.Tensor | None = None):
-        """All heads at once (what training calls, so DDP syncs them): dpose, reward, done logit."""
-        return (self.pose_delta(z, action, z_prev, prev_action), *self.reward_done(z, action, z_next))
+        """All heads at once (what training calls, so DDP syncs them): dpose, reward, done logit and the
+        blocked logit (None without a blocked head)."""
+        dpose = self.pose_delta(z, action, z_prev, prev_action)
+        blocked = self.blocked_logit(z, action, z_prev, prev_action) if self.cfg.blocked else None
+        return (dpose, *self.reward_done(z, action, z_next), blocked)
 
     def pose_delta(self, z: torch.Tensor, action: torch.Tensor, z_prev: torch.Tensor | None = None,
                    prev_action: torch.Tensor | None = None) -> torch.Tensor:
@@ -134,6 +137,16 @@ def pose_change(p0: np.ndarray, p1: np.ndarray) -> np.ndarray:
     d = p1[:, :2] - p0[:, :2]
     dyaw = np.remainder(p1[:, 2] - p0[:, 2] + np.pi, 2 * np.pi) - np.pi
     return np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1], dyaw], 1).astype(np.float32)
+
+
+#: a step whose position changed by less than this (units) and yaw by less than this (rad) left the pose as
+#: it was: a move into a wall (a step forward is 0.15, a turn ~0.26 rad)
+BLOCKED_BELOW = 0.01
+
+
+def stalled(dpose: np.ndarray) -> np.ndarray:
+    """``(B,)`` bool: which true pose changes ``(B, 3)`` left the pose as it was (the blocked head's target)."""
+    return (np.linalg.norm(dpose[:, :2], axis=1) < BLOCKED_BELOW) & (np.abs(dpose[:, 2]) < BLOCKED_BELOW)
 
 
 def pose_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

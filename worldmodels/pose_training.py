@@ -19,11 +19,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from worldmodels.heads import Heads, pose_change, pose_loss
+from worldmodels.heads import Heads, pose_change, pose_loss, stalled
 from worldmodels.world_model import WorldModel
 
-#: a forward move that changed the position by less than this is "blocked" (a step is 0.15)
-BLOCKED_BELOW = 0.01
 FORWARD = 2        # envs.collection.FORWARD; worldmodels does not import envs
 POSE_PARTS = ("pose_trunk.", "pose_mlp.", "prev_act.")
 BLOCKED_PARTS = ("blocked_trunk.", "blocked_mlp.", "blocked_act.", "blocked_prev_act.")
@@ -66,8 +64,8 @@ class Transitions:
 
     @property
     def blocked(self) -> np.ndarray:
-        """Forward moves that did not move the agent ``(T,)`` bool."""
-        return (self.action == FORWARD) & (np.linalg.norm(self.dpose[:, :2], axis=1) < BLOCKED_BELOW)
+        """Steps that left the pose as it was ``(T,)`` bool (here: forward moves into a wall)."""
+        return stalled(self.dpose)
 
     def batch(self, i: np.ndarray, device: torch.device) -> tuple[torch.Tensor, ...]:
         t = torch.from_numpy(self.t[i])
@@ -150,7 +148,7 @@ def pose_errors(model: WorldModel, data: Transitions, chunk: int = 1024) -> dict
 
     out = {"pos_err": float(err.mean()), "pos_err_blocked": mean(err, blocked), "pos_err_free_forward": mean(err, free),
            "yaw_err": float(np.abs(pred[:, 2] - data.dpose[:, 2]).mean()),
-           "blocked_share_of_forward": float(blocked.sum() / max(1, (data.action == FORWARD).sum()))}
+           "blocked_share_of_forward": float((blocked & (data.action == FORWARD)).sum() / max(1, (data.action == FORWARD).sum()))}
     if model.cfg.heads.blocked:
         out |= {"blocked_recall": mean(stop, blocked), "free_forward_stopped": mean(stop, free),
                 "blocked_precision": mean(blocked, stop)}

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from worldmodels.autoencoder import encode_raw, to_unit
 from worldmodels.edm import EDMLoss, augment_context, drop_context
-from worldmodels.heads import DONE_POS_WEIGHT, pose_change, pose_loss
+from worldmodels.heads import DONE_POS_WEIGHT, pose_change, pose_loss, stalled
 from worldmodels.precision import autocast_for, check_precision
 from worldmodels.training_state import EMA, StopFlag, check_finite, load_state, save_state
 from worldmodels.world_model import WorldModel, WorldModelConfig
@@ -226,10 +226,12 @@ class Trainer:
             m, rel, mask = self.memory_fn(g, lat, torch.from_numpy(tr.poses), tr.starts[tr.episode_of(g)], self.rng)
             mem = {"memory": m.to(self.device), "memory_pose": rel.to(self.device), "memory_mask": mask.to(self.device)}
         dpose = pose_change(tr.poses[g - 1], tr.poses[g])
+        hc = self.model.cfg.heads
+        prev = hc.pose_prev or hc.blocked
         heads = {"z": lat[torch.from_numpy(g - 1)], "a": acts[:, -1], "z_next": target,
-                 "z_prev": lat[torch.from_numpy(g - 2)] if self.model.cfg.heads.pose_prev else None,
-                 "a_prev": acts[:, -2] if self.model.cfg.heads.pose_prev else None,
+                 "z_prev": lat[torch.from_numpy(g - 2)] if prev else None, "a_prev": acts[:, -2] if prev else None,
                  "dpose": torch.from_numpy(dpose).to(self.device),
+                 "blocked": torch.from_numpy(stalled(dpose).astype(np.float32)).to(self.device),
                  "reward": torch.from_numpy(tr.rewards[g - 1]).to(self.device),
                  "done": torch.from_numpy(tr.terminations[g - 1].astype(np.float32)).to(self.device)}
         return ctx, acts, target, mem, heads
@@ -279,9 +281,12 @@ class Trainer:
         self.checkpoint()
 
     def _heads_loss(self, h: dict[str, torch.Tensor]) -> torch.Tensor:
-        dpose, reward, done_logit = self._heads(h["z"], h["a"], h["z_next"], h["z_prev"], h["a_prev"])
+        dpose, reward, done_logit, blocked_logit = self._heads(h["z"], h["a"], h["z_next"], h["z_prev"], h["a_prev"])
         done_loss = F.binary_cross_entropy_with_logits(done_logit, h["done"], pos_weight=torch.tensor(DONE_POS_WEIGHT))
-        return pose_loss(dpose, h["dpose"]) + F.mse_loss(reward, h["reward"]) + done_loss
+        loss = pose_loss(dpose, h["dpose"]) + F.mse_loss(reward, h["reward"]) + done_loss
+        if blocked_logit is not None:
+            loss = loss + F.binary_cross_entropy_with_logits(blocked_logit, h["blocked"])
+        return loss
 
     # --- all stages --------------------------------------------------------------------------
     def fit(self) -> WorldModel:
