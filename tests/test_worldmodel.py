@@ -340,6 +340,9 @@ def test_a_blocked_head_learns_to_stop_a_move_into_a_wall_and_leaves_the_rest_al
     assert blocked.tolist() == [True, False] and (delta[0] == 0).all() and delta[1, 0] != 0
     with pytest.raises(ValueError, match="nothing to fit"):
         PoseFitConfig(pose=False, blocked=False)
+    from worldmodels.unet import DenoiserConfig
+    with pytest.raises(ValueError, match="context of at least 2"):
+        WorldModelConfig(denoiser=DenoiserConfig(context=1), heads=HeadsConfig(blocked=True))
 
 
 def test_pose_change_is_what_integrate_pose_undoes():

@@ -57,6 +57,11 @@ class WorldModelConfig:
     sigma_data: float = 1.0
     memory_m: int = 4                 # memory frames read per step
 
+    def __post_init__(self) -> None:
+        if (self.heads.pose_prev or self.heads.blocked) and self.denoiser.context < 2:
+            raise ValueError(f"a pose_prev or blocked head reads the previous latent: it needs a context of at least "
+                             f"2 frames, got {self.denoiser.context}")
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
