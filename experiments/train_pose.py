@@ -70,8 +70,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
               f"(blocked forward {o['pos_err_blocked']}), new {n['pos_err']:.4f} (blocked forward "
               f"{n['pos_err_blocked']}); {n['blocked_share_of_forward']:.1%} of forward moves blocked")
         if "blocked_recall" in n:
-            print(f"blocked head: stops {n['blocked_recall']} of blocked forward moves and {n['free_forward_stopped']} "
-                  f"of free ones (precision {n['blocked_precision']})")
+            print(f"blocked head: stops {n['blocked_recall']} of blocked moves ({n['blocked_recall_first_push']} of "
+                  f"first pushes into a wall, {n['blocked_recall_repeat_push']} of repeated ones) and "
+                  f"{n['free_forward_stopped']} of free forward moves (precision {n['blocked_precision']})")
     return res
 
 

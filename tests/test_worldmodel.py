@@ -334,6 +334,7 @@ def test_a_blocked_head_learns_to_stop_a_move_into_a_wall_and_leaves_the_rest_al
     errs = pose_errors(new, data)
     assert (errs["blocked_recall"], errs["free_forward_stopped"], errs["blocked_precision"]) == (1.0, 0.0, 1.0)
     assert errs["pos_err_blocked"] == 0.0 and "blocked_recall" not in pose_errors(model, data)
+    assert errs["blocked_recall_repeat_push"] == 1.0 and errs["blocked_recall_first_push"] is None   # z[2] == z[1]
     ctx, acts = z[None].expand(2, 3, 4, 16, 16).clone(), torch.tensor([[2, 2, 2], [2, 2, 2]])
     ctx[1, 1] = a                                              # world 1's last frame came from a move
     delta, blocked = new.heads.move_from_context(ctx, acts)

@@ -67,6 +67,12 @@ class Transitions:
         """Steps that left the pose as it was ``(T,)`` bool (here: forward moves into a wall)."""
         return stalled(self.dpose)
 
+    @property
+    def unchanged(self) -> np.ndarray:
+        """Steps whose frame is the one before it, latent for latent ``(T,)`` bool: after a blocked step."""
+        t = torch.from_numpy(self.t)
+        return (self.z[t] == self.z[t - 1]).flatten(1).all(1).numpy()
+
     def batch(self, i: np.ndarray, device: torch.device) -> tuple[torch.Tensor, ...]:
         t = torch.from_numpy(self.t[i])
         return (self.z[t].to(device), torch.from_numpy(self.action[i]).to(device), self.z[t - 1].to(device),
@@ -134,8 +140,8 @@ def fit_pose_head(model: WorldModel, data: Transitions, cfg: PoseFitConfig,
 def pose_errors(model: WorldModel, data: Transitions, chunk: int = 1024) -> dict[str, float | None]:
     """Mean position error per step (units) of the model's move (pose head, and blocked head if it has one)
     on all steps, on blocked forward moves and on free forward moves; the yaw error (rad) on all steps.
-    With a blocked head also its recall on blocked moves, the share of free forward moves it stops and
-    its precision."""
+    With a blocked head also its recall on blocked moves (all; the first push into a wall; a push after a
+    blocked step), the share of free forward moves it stops and its precision."""
     moves = [model.heads.move(*data.batch(np.arange(s, min(s + chunk, len(data.t))), model.device))
              for s in range(0, len(data.t), chunk)]
     pred = torch.cat([m[0] for m in moves]).cpu().numpy()
@@ -150,6 +156,9 @@ def pose_errors(model: WorldModel, data: Transitions, chunk: int = 1024) -> dict
            "yaw_err": float(np.abs(pred[:, 2] - data.dpose[:, 2]).mean()),
            "blocked_share_of_forward": float((blocked & (data.action == FORWARD)).sum() / max(1, (data.action == FORWARD).sum()))}
     if model.cfg.heads.blocked:
+        # a first push into a wall is told from the view alone; a repeated one also from the unchanged frame
+        repeat = data.unchanged
         out |= {"blocked_recall": mean(stop, blocked), "free_forward_stopped": mean(stop, free),
-                "blocked_precision": mean(blocked, stop)}
+                "blocked_precision": mean(blocked, stop), "blocked_recall_first_push": mean(stop, blocked & ~repeat),
+                "blocked_recall_repeat_push": mean(stop, blocked & repeat)}
     return out
