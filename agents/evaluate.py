@@ -29,7 +29,8 @@ class RealEvaluation:
                 "real_forward_blocked_share": blocked_share(moves)}
 
 
-#: a forward move that changed the position by less than this did not happen (a step is 0.15 in MiniWorld)
+#: a forward move that changed the position by less than this did not happen (a step is 0.15 in MiniWorld);
+#: worldmodels.heads.BLOCKED_BELOW is the same threshold (agents do not import worldmodels)
 BLOCKED_BELOW = 0.01
 
 

@@ -70,6 +70,9 @@ def run_train(dcfg: DictConfig, run: Path) -> dict:
         from worldmodels.world_model import WorldModel
         init = WorldModel.load(dcfg.init, source=meta.get("source"))
         wanted, model_cfg = model_cfg, init.cfg
+        if wanted.heads.blocked and not model_cfg.heads.blocked:
+            raise ValueError(f"a fine-tune keeps the heads of {dcfg.init}, which has no blocked head: add one with "
+                             f"memworld train-pose pose=false blocked=true init={dcfg.init}")
         model_cfg.loss = wanted.loss
         model_cfg.denoiser.memory_pos = model_cfg.denoiser.memory and wanted.denoiser.memory_pos
         model_cfg.denoiser.memory_stack = model_cfg.denoiser.memory and wanted.denoiser.memory_stack

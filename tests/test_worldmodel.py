@@ -156,8 +156,10 @@ def test_training_with_a_blocked_head_fits_it_and_saves_it(tmp_path, tiny_datase
     tr = Trainer(cfg, TrainConfig(ae_steps=0, denoiser_steps=3, batch=4), arrays, None, tmp_path, progress=False)
     before = {k: v.clone() for k, v in tr.model.heads.state_dict().items() if k.startswith("blocked_")}
     model = tr.fit()
-    _, _, _, _, h = tr.batch(4)
-    assert h["z_prev"] is not None and set(h["blocked"].unique().tolist()) <= {0.0, 1.0}
+    from worldmodels.heads import stalled
+    _, _, _, _, h = tr.batch(64)
+    assert h["z_prev"] is not None
+    assert torch.equal(h["blocked"].bool(), torch.from_numpy(stalled(h["dpose"].cpu().numpy())))
     after = model.heads.state_dict()
     assert before and all(not torch.equal(v, after[k]) for k, v in before.items() if k.endswith("weight"))
     model.save(tmp_path / "b.safetensors")
@@ -295,7 +297,8 @@ def test_a_pose_prev_head_learns_what_one_frame_cannot_show():
     a, b = torch.randn(2, 4, 16, 16)
     z = torch.stack([a, b, b])            # frame 1 came from a move (it changed), frame 2 from a blocked one
     data = Transitions(z, t=np.array([1, 2] * 8), action=np.full(16, 2), prev_action=np.full(16, 2),
-                       dpose=np.array([[0.15, 0, 0], [0, 0, 0]] * 8, np.float32))
+                       dpose=np.array([[0.15, 0, 0], [0, 0, 0]] * 8, np.float32),
+                       prev_dpose=np.array([[0.15, 0, 0], [0, 0, 0]] * 8, np.float32))
     assert data.blocked.tolist() == [False, True] * 8
     plain, _ = fit_pose_head(model, data, PoseFitConfig(steps=300, batch=16, lr=3e-3, pose_prev=False), progress=False)
     prev, _ = fit_pose_head(model, data, PoseFitConfig(steps=300, batch=16, lr=3e-3), progress=False)
@@ -323,7 +326,8 @@ def test_a_blocked_head_learns_to_stop_a_move_into_a_wall_and_leaves_the_rest_al
     a, b = torch.randn(2, 4, 16, 16)
     z = torch.stack([a, b, b])
     data = Transitions(z, t=np.array([1, 2] * 8), action=np.full(16, 2), prev_action=np.full(16, 2),
-                       dpose=np.array([[0.15, 0, 0], [0, 0, 0]] * 8, np.float32))
+                       dpose=np.array([[0.15, 0, 0], [0, 0, 0]] * 8, np.float32),
+                       prev_dpose=np.array([[0.15, 0, 0], [0, 0, 0]] * 8, np.float32))
     with pytest.raises(ValueError, match="blocked head"):
         model.heads.blocked_logit(z[1:2], torch.tensor([2]), z[:1], torch.tensor([2]))
     fit = PoseFitConfig(steps=200, batch=16, lr=3e-3, pose=False, blocked=True)
@@ -334,7 +338,7 @@ def test_a_blocked_head_learns_to_stop_a_move_into_a_wall_and_leaves_the_rest_al
     errs = pose_errors(new, data)
     assert (errs["blocked_recall"], errs["free_forward_stopped"], errs["blocked_precision"]) == (1.0, 0.0, 1.0)
     assert errs["pos_err_blocked"] == 0.0 and "blocked_recall" not in pose_errors(model, data)
-    assert errs["blocked_recall_repeat_push"] == 1.0 and errs["blocked_recall_first_push"] is None   # z[2] == z[1]
+    assert errs["blocked_recall_repeat_push"] == 1.0 and errs["blocked_recall_first_push"] is None
     ctx, acts = z[None].expand(2, 3, 4, 16, 16).clone(), torch.tensor([[2, 2, 2], [2, 2, 2]])
     ctx[1, 1] = a                                              # world 1's last frame came from a move
     delta, blocked = new.heads.move_from_context(ctx, acts)
@@ -344,6 +348,26 @@ def test_a_blocked_head_learns_to_stop_a_move_into_a_wall_and_leaves_the_rest_al
     from worldmodels.unet import DenoiserConfig
     with pytest.raises(ValueError, match="context of at least 2"):
         WorldModelConfig(denoiser=DenoiserConfig(context=1), heads=HeadsConfig(blocked=True))
+
+
+def test_a_blocked_move_repeats_the_frame_and_keeps_the_pose_in_predict_next_and_rollout(tiny_dataset):
+    import numpy as np
+
+    from worldmodels.evaluation import rollout
+
+    cfg = tiny_model_config()
+    cfg.heads.blocked = True
+    model = WorldModel(cfg).eval()
+    model.heads.blocked_logit = lambda z, a, z_prev, a_prev: torch.where(a == 2, 5.0, -5.0)   # forward is blocked
+    arrays = load_arrays(tiny_dataset[0])
+    ctx = torch.from_numpy(arrays.frames[:2][None])
+    frame, _, _, dpose = model.predict_next(ctx, torch.tensor([[0, 2]]))
+    assert torch.equal(frame, model.decode(model.encode(ctx[:, -1]))) and (dpose == 0).all()
+    frame, _, _, dpose = model.predict_next(ctx, torch.tensor([[2, 0]]))      # a turn goes on
+    assert dpose[0, 2] != 0
+    actions = np.full(len(arrays.frames), 2)
+    frames, poses = rollout(model, arrays.frames, actions, arrays.poses, np.array([0]), horizon=3)
+    assert (poses == arrays.poses[1]).all() and (frames == frames[:, :1]).all()
 
 
 def test_pose_change_is_what_integrate_pose_undoes():

@@ -41,7 +41,8 @@ def _trunk(c_in: int, c: int) -> nn.Sequential:
 
 
 class Heads(nn.Module):
-    """``pose_delta(z_t, a) -> (B, 3)`` = [forward, left, dyaw]; ``reward_done(z_t, a, z_next) -> (B,), (B,)``."""
+    """``pose_delta(z_t, a) -> (B, 3)`` = [forward, left, dyaw]; ``reward_done(z_t, a, z_next) -> (B,), (B,)``;
+    with ``blocked``, ``blocked_logit(z_t, a, z_prev, a_prev) -> (B,)``; ``move`` puts pose and blocked together."""
 
     def __init__(self, cfg: HeadsConfig, latent_hw: int = 16):
         super().__init__()
@@ -80,11 +81,9 @@ class Heads(nn.Module):
         return self.pose_mlp(torch.cat([x, self.act(action), self.prev_act(prev_action)], 1))
 
     def pose_from_context(self, ctx: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """The pose change of the step about to be taken: context latents ``(B, K, C, H, W)`` and actions
-        ``(B, K)`` whose last is that step's (``actions[:, j]`` led into ``ctx[:, j + 1]``)."""
-        if not self.cfg.pose_prev:
-            return self.pose_delta(ctx[:, -1], actions[:, -1])
-        return self.pose_delta(ctx[:, -1], actions[:, -1], ctx[:, -2], actions[:, -2])
+        """The pose change ``(B, 3)`` of the step about to be taken (zero where the blocked head stops it):
+        ``move_from_context``'s first half."""
+        return self.move_from_context(ctx, actions)[0]
 
     def blocked_logit(self, z: torch.Tensor, action: torch.Tensor, z_prev: torch.Tensor,
                       prev_action: torch.Tensor) -> torch.Tensor:
@@ -110,7 +109,8 @@ class Heads(nn.Module):
         return delta * ~blocked[:, None], blocked
 
     def move_from_context(self, ctx: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``move`` of the step about to be taken, from the context (inputs as ``pose_from_context``'s)."""
+        """``move`` of the step about to be taken: context latents ``(B, K, C, H, W)`` and actions ``(B, K)``
+        whose last is that step's (``actions[:, j]`` led into ``ctx[:, j + 1]``)."""
         if not (self.cfg.pose_prev or self.cfg.blocked):
             return self.move(ctx[:, -1], actions[:, -1])
         return self.move(ctx[:, -1], actions[:, -1], ctx[:, -2], actions[:, -2])
@@ -140,7 +140,8 @@ def pose_change(p0: np.ndarray, p1: np.ndarray) -> np.ndarray:
 
 
 #: a step whose position changed by less than this (units) and yaw by less than this (rad) left the pose as
-#: it was: a move into a wall (a step forward is 0.15, a turn ~0.26 rad)
+#: it was: a move into a wall (a step forward is 0.15, a turn ~0.26 rad); agents.evaluate keeps a copy
+#: (agents do not import worldmodels)
 BLOCKED_BELOW = 0.01
 
 

@@ -48,19 +48,22 @@ class PoseFitConfig:
 
     @property
     def parts(self) -> tuple[str, ...]:
+        """Prefixes of the head parameters fitted (the rest is frozen)."""
         return (POSE_PARTS if self.pose else ()) + (BLOCKED_PARTS if self.blocked else ())
 
 
 @dataclass
 class Transitions:
     """Steps t -> t+1 with a step before them in the same episode: latents ``z (N, C, 16, 16)``, frame
-    indices ``t (T,)``, the action taken at t and at t-1 ``(T,)``, the true pose change ``(T, 3)``."""
+    indices ``t (T,)``, the action taken at t and at t-1 ``(T,)``, the true pose change of t -> t+1 and of
+    t-1 -> t ``(T, 3)``."""
 
     z: torch.Tensor
     t: np.ndarray
     action: np.ndarray
     prev_action: np.ndarray
     dpose: np.ndarray
+    prev_dpose: np.ndarray
 
     @property
     def blocked(self) -> np.ndarray:
@@ -68,10 +71,9 @@ class Transitions:
         return stalled(self.dpose)
 
     @property
-    def unchanged(self) -> np.ndarray:
-        """Steps whose frame is the one before it, latent for latent ``(T,)`` bool: after a blocked step."""
-        t = torch.from_numpy(self.t)
-        return (self.z[t] == self.z[t - 1]).flatten(1).all(1).numpy()
+    def after_blocked(self) -> np.ndarray:
+        """Steps that come right after a step that left the pose as it was ``(T,)`` bool."""
+        return stalled(self.prev_dpose)
 
     def batch(self, i: np.ndarray, device: torch.device) -> tuple[torch.Tensor, ...]:
         t = torch.from_numpy(self.t[i])
@@ -87,7 +89,7 @@ def transitions(model: WorldModel, frames: np.ndarray, actions: np.ndarray, pose
     z = torch.cat([model.encode(torch.from_numpy(frames[i:i + chunk])) for i in range(0, len(frames), chunk)])
     t = np.flatnonzero((episode[1:-1] == episode[:-2]) & (episode[2:] == episode[1:-1])) + 1
     return Transitions(z, t, actions[t].astype(np.int64), actions[t - 1].astype(np.int64),
-                       pose_change(poses[t], poses[t + 1]))
+                       pose_change(poses[t], poses[t + 1]), pose_change(poses[t - 1], poses[t]))
 
 
 def fit_pose_head(model: WorldModel, data: Transitions, cfg: PoseFitConfig,
@@ -95,6 +97,9 @@ def fit_pose_head(model: WorldModel, data: Transitions, cfg: PoseFitConfig,
     """A copy of ``model`` whose pose head (``cfg.pose``) and/or blocked head (``cfg.blocked``, a logistic
     loss on ``data.blocked``) are fitted afresh to ``data``; the other heads (and the action embedding they
     share) are copied and frozen. Returns the copy and the seconds it took."""
+    if ((cfg.pose and cfg.pose_prev) or cfg.blocked) and model.context < 2:
+        raise ValueError(f"a pose_prev or blocked head reads the previous latent: it needs a context of at least "
+                         f"2 frames, the model has {model.context}")
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -112,7 +117,8 @@ def fit_pose_head(model: WorldModel, data: Transitions, cfg: PoseFitConfig,
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     dpose = torch.from_numpy(data.dpose).to(model.device)
     target = torch.from_numpy(data.blocked.astype(np.float32)).to(model.device)
-    bar = tqdm(range(cfg.steps), desc="pose head", disable=not progress)
+    bar = tqdm(range(cfg.steps), desc=" + ".join(p for p, on in (("pose head", cfg.pose), ("blocked head", cfg.blocked))
+                                                 if on), disable=not progress)
     for step in bar:
         for g in opt.param_groups:
             g["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
@@ -124,7 +130,7 @@ def fit_pose_head(model: WorldModel, data: Transitions, cfg: PoseFitConfig,
         if cfg.blocked:
             loss = loss + F.binary_cross_entropy_with_logits(heads.blocked_logit(*inputs), target[i])
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"pose head loss is {loss.item()} at step {step}; lower lr (now {cfg.lr})")
+            raise FloatingPointError(f"head loss is {loss.item()} at step {step}; lower lr (now {cfg.lr})")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -157,7 +163,7 @@ def pose_errors(model: WorldModel, data: Transitions, chunk: int = 1024) -> dict
            "blocked_share_of_forward": float((blocked & (data.action == FORWARD)).sum() / max(1, (data.action == FORWARD).sum()))}
     if model.cfg.heads.blocked:
         # a first push into a wall is told from the view alone; a repeated one also from the unchanged frame
-        repeat = data.unchanged
+        repeat = data.after_blocked
         out |= {"blocked_recall": mean(stop, blocked), "free_forward_stopped": mean(stop, free),
                 "blocked_precision": mean(blocked, stop), "blocked_recall_first_push": mean(stop, blocked & ~repeat),
                 "blocked_recall_repeat_push": mean(stop, blocked & repeat)}

@@ -140,7 +140,8 @@ class WorldModel(nn.Module):
     def predict_next(self, context: torch.Tensor, actions: torch.Tensor, memory: dict[str, torch.Tensor] | None = None,
                      generator: torch.Generator | None = None):
         """Frames in, frame out: ``context (B, K, 64, 64, 3)`` uint8, ``actions (B, K)`` ->
-        ``(frame (B, 64, 64, 3) uint8, reward (B,), terminated (B,) bool, dpose (B, 3))``.
+        ``(frame (B, 64, 64, 3) uint8, reward (B,), terminated (B,) bool, dpose (B, 3))``; a move the blocked
+        head (if any) stops gives the last frame again and a zero ``dpose``.
 
         ``memory``, if given: ``{"frames": (B, M, 64, 64, 3) uint8, "rel_pose": (B, M, 3), "mask": (B, M)}``.
         """
