@@ -22,6 +22,7 @@ from envs.sources import make_source
 from envs.tasks import TaskConfig
 from experiments.runs import make_run_dir, save_config, write_results
 from memory import MEMORY_KINDS
+from worldmodels.heads import pose_change, stalled
 from worldmodels.metrics import psnr, psnr_per_frame, ssim
 from worldmodels.unet import nearest_pose
 from worldmodels.world_model import WorldModel
@@ -64,14 +65,19 @@ class _NoStarts:
 
 def pose_drift(paths: list[RevisitPath], poses: np.ndarray) -> dict[str, float]:
     """How far the dream's integrated pose strays from the real one: mean over dreamed steps and at
-    each path's last step (units), and the share of paths ending more than 0.2 off."""
-    err, final = [], []
+    each path's last step (units), and the share of paths ending more than 0.2 off; and the share of
+    dreamed steps that left the pose as it was, in the real env (walls) and in the dream (its blocked head)."""
+    err, final, real_stop, dream_stop = [], [], [], []
     for i, p in enumerate(paths):
-        e = np.linalg.norm(poses[i, p.k:len(p.poses), :2] - p.poses[p.k:, :2], axis=1)
+        n = len(p.poses)
+        e = np.linalg.norm(poses[i, p.k:n, :2] - p.poses[p.k:, :2], axis=1)
         err.append(e), final.append(e[-1])
+        real_stop.append(stalled(pose_change(p.poses[p.k - 1:n - 1], p.poses[p.k:])))
+        dream_stop.append(stalled(pose_change(poses[i, p.k - 1:n - 1], poses[i, p.k:n])))
     final = np.array(final)
     return {"pose_err_mean": float(np.concatenate(err).mean()), "pose_err_final": float(final.mean()),
-            "paths_off_by_0.2": float((final > 0.2).mean())}
+            "paths_off_by_0.2": float((final > 0.2).mean()), "blocked_steps_real": float(np.concatenate(real_stop).mean()),
+            "blocked_steps_dream": float(np.concatenate(dream_stop).mean())}
 
 
 def score(paths: list[RevisitPath], dreamed: np.ndarray) -> tuple[dict, list[tuple[int, float]]]:
@@ -201,7 +207,8 @@ def run_eval(cfg: DictConfig, run: Path) -> dict:
         results[m].update(pose_drift(paths, poses))
         dreams[m] = dreamed
         print(f"{m}: revisit {results[m]['revisit_psnr']:.2f} dB, non-revisit {results[m]['nonrevisit_psnr']:.2f} dB, "
-              f"{sps:.0f} steps/s, pose off by {results[m]['pose_err_mean']:.3f} on average")
+              f"{sps:.0f} steps/s, pose off by {results[m]['pose_err_mean']:.3f} on average, "
+              f"{results[m]['blocked_steps_dream']:.1%} of steps blocked (real {results[m]['blocked_steps_real']:.1%})")
     base = "none" if "none" in results else cfg.memories[0]
     best = max((m for m in results if m != base), key=lambda m: results[m]["revisit_psnr"], default=base)
     if cfg.onestep_samples > 0 and Path(cfg.heldout).exists():

@@ -156,6 +156,11 @@ def test_pose_drift_measures_the_dream_pose_against_the_real_one_after_the_conte
     res = pose_drift(paths, dream)
     assert res["pose_err_mean"] == pytest.approx((0.1 + 0.2 + 0.3 + 0.4) / 8)
     assert res["pose_err_final"] == pytest.approx(0.2) and res["paths_off_by_0.2"] == 0.5
+    assert res["blocked_steps_real"] == 0.0 and res["blocked_steps_dream"] == 0.0
+    real[4:, 0] = real[3, 0]                              # both real walks hit a wall at frame 3: 4 of 8 steps blocked
+    dream[1, 3:] = dream[1, 2]                            # the second dream stops from step 2: 3 of 8
+    res = pose_drift(paths, dream)
+    assert res["blocked_steps_real"] == pytest.approx(4 / 8) and res["blocked_steps_dream"] == pytest.approx(3 / 8)
 
 
 @pytest.mark.parametrize("kind", ["recency", "fov", "embedding"])
