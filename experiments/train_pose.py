@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import hydra
@@ -24,7 +25,7 @@ from envs.dataset import load_arrays
 from envs.dream_core import default_checkpoint
 from envs.starts import StartSegments
 from experiments.runs import make_run_dir, save_config, write_results
-from worldmodels.pose_training import PoseFitConfig, fit_pose_head, pose_errors, transitions
+from worldmodels.pose_training import PoseFitConfig, dreamed_latents, fit_pose_head, pose_errors, transitions
 from worldmodels.world_model import WorldModel
 
 
@@ -39,7 +40,7 @@ def _fig(x: float | None) -> str:
 
 def run(cfg: DictConfig, run_dir: Path) -> dict:
     fit_cfg = PoseFitConfig(int(cfg.steps), int(cfg.batch), float(cfg.lr), int(cfg.seed), bool(cfg.pose_prev),
-                            pose=bool(cfg.pose), blocked=bool(cfg.blocked))
+                            pose=bool(cfg.pose), blocked=bool(cfg.blocked), dreamed=float(cfg.dreamed))
     init = Path(cfg.init) if cfg.init else default_checkpoint(cfg.source)
     model = WorldModel.load(init, source=cfg.source)
     dataset = cfg.dataset or model.meta.get("dataset")
@@ -53,8 +54,15 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
                         (["blocked head"] if fit_cfg.blocked else []))
     print(f"{init}: fitting the {what} on {len(train.frames)} frames of {dataset}")
     data = _transitions(model, train)
-    new, seconds = fit_pose_head(model, data, fit_cfg, progress=bool(cfg.progress))
-    minutes = seconds / 60
+    dreamed, gen_seconds = None, 0.0
+    if fit_cfg.dreamed > 0:
+        t0 = time.perf_counter()
+        episode = train.episode_of(np.arange(len(train.frames)))
+        print(f"generating the model's own prediction of {len(data.t)} frames")
+        dreamed = dreamed_latents(model, data, train.actions, episode, seed=fit_cfg.seed)
+        gen_seconds = time.perf_counter() - t0
+    new, seconds = fit_pose_head(model, data, fit_cfg, progress=bool(cfg.progress), dreamed=dreamed)
+    minutes = (seconds + gen_seconds) / 60
     out = Path(cfg.out) if cfg.out else run_dir / "world_model.safetensors"
     total = float(model.meta.get("train_minutes_total", model.meta.get("train_minutes") or 0.0)) + minutes
     new.save(out, train_minutes_total=total, pose_train_minutes=minutes, pose_trained_from=str(init),

@@ -370,6 +370,38 @@ def test_a_blocked_move_repeats_the_frame_and_keeps_the_pose_in_predict_next_and
     assert (poses == arrays.poses[1]).all() and (frames == frames[:, :1]).all()
 
 
+def test_dreamed_latents_are_the_models_own_prediction_where_the_dream_would_generate_one(tiny_dataset):
+    import numpy as np
+
+    from worldmodels.pose_training import PoseFitConfig, dreamed_latents, fit_pose_head, transitions
+
+    torch.manual_seed(0)
+    cfg = tiny_model_config()
+    model = WorldModel(cfg).eval()
+    a = load_arrays(tiny_dataset[0])
+    episode = a.episode_of(np.arange(len(a.frames)))
+    data = transitions(model, a.frames, a.actions, a.poses, episode)
+    data.prev_dpose[3] = 0.0                                   # pretend step 3 came after a blocked one
+    got = dreamed_latents(model, data, a.actions, episode)
+    k = model.context
+    first = np.array([np.flatnonzero(episode == episode[t])[0] for t in data.t])
+    real = data.z[torch.from_numpy(data.t)]
+    kept = (data.t - first < k) | data.after_blocked
+    assert got.shape == real.shape and kept[3] and (~kept).any()
+    assert torch.equal(got[torch.from_numpy(kept)], real[torch.from_numpy(kept)])
+    gen = np.flatnonzero(~kept)
+    assert len(gen) <= 256                                     # one chunk: the same noise as below
+    win = data.t[gen, None] - k + np.arange(k)
+    want = model.sample_next(data.z[torch.from_numpy(win)], torch.from_numpy(a.actions[win].astype(np.int64)),
+                             generator=torch.Generator().manual_seed(0))
+    assert torch.equal(got[torch.from_numpy(gen)], want) and not torch.equal(want, real[torch.from_numpy(gen)])
+    new, _ = fit_pose_head(model, data, PoseFitConfig(steps=5, batch=8, pose=False, blocked=True, dreamed=0.5),
+                           progress=False, dreamed=got)
+    assert new.cfg.heads.blocked
+    with pytest.raises(ValueError, match="dreamed"):
+        PoseFitConfig(dreamed=1.5)
+
+
 def test_pose_change_is_what_integrate_pose_undoes():
     import numpy as np
 

@@ -39,10 +39,13 @@ class PoseFitConfig:
     pose_prev: bool = True
     pose: bool = True
     blocked: bool = False
+    dreamed: float = 0.0     # share of steps whose current latent is the model's own one-step prediction
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch < 1 or self.lr <= 0:
             raise ValueError(f"steps, batch and lr must be positive, got {self.steps}, {self.batch}, {self.lr}")
+        if not 0.0 <= self.dreamed <= 1.0:
+            raise ValueError(f"dreamed is a share in [0, 1], got {self.dreamed}")
         if not (self.pose or self.blocked):
             raise ValueError("nothing to fit: pose and blocked are both false")
 
@@ -75,9 +78,15 @@ class Transitions:
         """Steps that come right after a step that left the pose as it was ``(T,)`` bool."""
         return stalled(self.prev_dpose)
 
-    def batch(self, i: np.ndarray, device: torch.device) -> tuple[torch.Tensor, ...]:
+    def batch(self, i: np.ndarray, device: torch.device, dreamed: torch.Tensor | None = None,
+              use_dreamed: np.ndarray | None = None) -> tuple[torch.Tensor, ...]:
+        """Head inputs (z_t, a_t, z_{t-1}, a_{t-1}) of steps ``i``; where ``use_dreamed`` ``(len(i),)`` is set,
+        z_t is ``dreamed[i]`` (``dreamed (T, C, H, W)``: the model's own one-step prediction of frame t)."""
         t = torch.from_numpy(self.t[i])
-        return (self.z[t].to(device), torch.from_numpy(self.action[i]).to(device), self.z[t - 1].to(device),
+        z = self.z[t]
+        if dreamed is not None and use_dreamed is not None and use_dreamed.any():
+            z = torch.where(torch.from_numpy(use_dreamed)[:, None, None, None], dreamed[torch.from_numpy(i)], z)
+        return (z.to(device), torch.from_numpy(self.action[i]).to(device), self.z[t - 1].to(device),
                 torch.from_numpy(self.prev_action[i]).to(device))
 
 
@@ -92,11 +101,35 @@ def transitions(model: WorldModel, frames: np.ndarray, actions: np.ndarray, pose
                        pose_change(poses[t], poses[t + 1]), pose_change(poses[t - 1], poses[t]))
 
 
+@torch.no_grad()
+def dreamed_latents(model: WorldModel, data: Transitions, actions: np.ndarray, episode: np.ndarray,
+                    seed: int = 0, chunk: int = 256) -> torch.Tensor:
+    """``(T, C, H, W)``: for each step, frame t as the model itself generates it from the K real frames
+    before it (``actions[j]`` taken at frame j, ``episode (N,)``), so a head fitted on it reads frames like
+    the dream's and not only encoded real ones. A step after a blocked one keeps its real latent (the dream
+    repeats the frame exactly there), as does one without K frames before it in its episode."""
+    k = model.context
+    win = data.t[:, None] - k + np.arange(k)
+    ok = (win[:, 0] >= 0) & ~data.after_blocked
+    ok[ok] = episode[win[ok, 0]] == episode[data.t[ok]]
+    out = data.z[torch.from_numpy(data.t)].clone()
+    g = torch.Generator(device=model.device).manual_seed(seed)
+    idx = np.flatnonzero(ok)
+    for s in range(0, len(idx), chunk):
+        j = idx[s:s + chunk]
+        ctx = data.z[torch.from_numpy(win[j])].to(model.device)
+        acts = torch.from_numpy(actions[win[j]].astype(np.int64)).to(model.device)
+        out[torch.from_numpy(j)] = model.sample_next(ctx, acts, generator=g).to(out.device)
+    return out
+
+
 def fit_pose_head(model: WorldModel, data: Transitions, cfg: PoseFitConfig,
-                  progress: bool = True) -> tuple[WorldModel, float]:
+                  progress: bool = True, dreamed: torch.Tensor | None = None) -> tuple[WorldModel, float]:
     """A copy of ``model`` whose pose head (``cfg.pose``) and/or blocked head (``cfg.blocked``, a logistic
     loss on ``data.blocked``) are fitted afresh to ``data``; the other heads (and the action embedding they
-    share) are copied and frozen. Returns the copy and the seconds it took."""
+    share) are copied and frozen. With ``dreamed`` (``dreamed_latents``), a share ``cfg.dreamed`` of each
+    batch sees the model's own prediction of frame t in place of the real one. Returns the copy and the
+    seconds it took."""
     if ((cfg.pose and cfg.pose_prev) or cfg.blocked) and model.context < 2:
         raise ValueError(f"a pose_prev or blocked head reads the previous latent: it needs a context of at least "
                          f"2 frames, the model has {model.context}")
@@ -123,7 +156,7 @@ def fit_pose_head(model: WorldModel, data: Transitions, cfg: PoseFitConfig,
         for g in opt.param_groups:
             g["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
         i = rng.integers(0, len(data.t), cfg.batch)
-        inputs = data.batch(i, model.device)
+        inputs = data.batch(i, model.device, dreamed, rng.random(len(i)) < cfg.dreamed)
         loss = torch.zeros((), device=model.device)
         if cfg.pose:
             loss = loss + pose_loss(heads.pose_delta(*inputs), dpose[i])
