@@ -358,7 +358,7 @@ def test_homing_cue_marks_what_the_agent_sees_only_after_it_has_left(tiny_checkp
     assert (plain.observe(frames[:1].clone()) == 0).all()
     env = DreamEnv(checkpoint=str(tiny_checkpoint), memory="none", task="homing",
                    task_kwargs={"leave": 1.5, "radius": 0.5, "cue": True})
-    env.core.model.heads.pose_delta = lambda z, a: torch.tensor([[1.0, 0.0, 0.0]]).expand(len(a), 3)
+    env.core.model.heads.pose_delta = lambda z, a, *_: torch.tensor([[1.0, 0.0, 0.0]]).expand(len(a), 3)
     env.reset(seed=0)
     first, *_ = env.step(2)                                     # 1.0 away: not yet left
     second, *_ = env.step(2)                                    # 2.0 away: left
@@ -415,7 +415,7 @@ def test_evaluate_dream_counts_each_worlds_first_episodes_and_reads_success_from
     # at, not to the next start, so a pose head that never moves gives 1.0 and one that always moves 0.0
     from envs import dream_core
     for delta, share in ((0.0, 1.0), (0.15, 0.0)):
-        fixed = lambda z, a, d=delta: torch.tensor([[d, 0.0, 0.0]]).expand(len(z), 3)
+        fixed = lambda z, a, *_, d=delta: torch.tensor([[d, 0.0, 0.0]]).expand(len(z), 3)
         with patch.object(dream_core.DreamCore, "__init__", _with_pose_head(dream_core.DreamCore.__init__, fixed)):
             got = evaluate_dream(Forward(), TaskConfig("reach", radius=1e3), 5, seed=0, max_episode_steps=4,
                                  worlds=2, **kw)
@@ -446,7 +446,7 @@ def test_reuse_gives_back_the_stored_view_when_the_dream_returns_to_a_pose(tiny_
     heads = vec.core.model.heads
     turn = 2 * np.pi / 8
 
-    def exact_turns(z, a):   # a pose head that turns exactly 1/8 of a circle per left (0) and never moves
+    def exact_turns(z, a, *_):   # a pose head that turns exactly 1/8 of a circle per left (0) and never moves
         return torch.stack([torch.zeros(len(a)), torch.zeros(len(a)), torch.where(a == 0, turn, 0.0)], 1)
 
     heads.pose_delta = exact_turns

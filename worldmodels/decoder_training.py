@@ -55,10 +55,9 @@ def retrain_decoder(model: WorldModel, frames: np.ndarray, cfg: DecoderTrainConf
         ae_cfg.subpixel_channels = tuple(cfg.channels)
     decoder = build_decoder(ae_cfg).to(model.device).train()
     opt = torch.optim.AdamW(decoder.parameters(), lr=cfg.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps)
     bar = tqdm(range(cfg.steps), desc="decoder", disable=not progress)
     for step in bar:
-        for g in opt.param_groups:
-            g["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
         idx = rng.integers(0, len(frames), cfg.batch)
         x = to_unit(torch.from_numpy(frames[idx]).to(model.device))
         with autocast_for(cfg.precision, model.device):
@@ -69,6 +68,7 @@ def retrain_decoder(model: WorldModel, frames: np.ndarray, cfg: DecoderTrainConf
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        sched.step()
         if step % 200 == 0:
             bar.set_postfix(psnr=f"{10 * math.log10(4.0 / max(loss.item(), 1e-10)):.1f}")
     new.autoencoder.decoder = decoder.eval()

@@ -100,7 +100,7 @@ class Heads(nn.Module):
         """What ``action`` taken at ``z`` does (inputs as ``pose_delta``'s): the pose change ``(B, 3)`` and
         whether the move is blocked ``(B,)`` bool. A blocked step keeps the pose (its change is zero) and
         should repeat the last frame; without a blocked head no step is blocked."""
-        delta = self.pose_delta(z, action, z_prev, prev_action) if self.cfg.pose_prev else self.pose_delta(z, action)
+        delta = self.pose_delta(z, action, z_prev, prev_action)
         if not self.cfg.blocked:
             return delta, torch.zeros(len(delta), dtype=torch.bool, device=delta.device)
         if z_prev is None or prev_action is None:

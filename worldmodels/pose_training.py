@@ -10,7 +10,6 @@ also sees the change from the previous latent and the previous action. Everythin
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import dataclass
 
@@ -24,7 +23,7 @@ from worldmodels.world_model import WorldModel
 
 FORWARD = 2        # envs.collection.FORWARD; worldmodels does not import envs
 POSE_PARTS = ("pose_trunk.", "pose_mlp.", "prev_act.")
-BLOCKED_PARTS = ("blocked_trunk.", "blocked_mlp.", "blocked_act.", "blocked_prev_act.")
+BLOCKED_PARTS = ("blocked_",)
 
 
 @dataclass
@@ -148,13 +147,12 @@ def fit_pose_head(model: WorldModel, data: Transitions, cfg: PoseFitConfig,
     for n, p in heads.named_parameters():
         p.requires_grad_(n.startswith(cfg.parts))
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps)
     dpose = torch.from_numpy(data.dpose).to(model.device)
     target = torch.from_numpy(data.blocked.astype(np.float32)).to(model.device)
     bar = tqdm(range(cfg.steps), desc=" + ".join(p for p, on in (("pose head", cfg.pose), ("blocked head", cfg.blocked))
                                                  if on), disable=not progress)
     for step in bar:
-        for g in opt.param_groups:
-            g["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
         i = rng.integers(0, len(data.t), cfg.batch)
         inputs = data.batch(i, model.device, dreamed, rng.random(len(i)) < cfg.dreamed)
         loss = torch.zeros((), device=model.device)
@@ -167,6 +165,7 @@ def fit_pose_head(model: WorldModel, data: Transitions, cfg: PoseFitConfig,
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        sched.step()
         if step % 200 == 0:
             bar.set_postfix(loss=f"{loss.item():.5f}")
     for p in heads.parameters():

@@ -231,7 +231,7 @@ class Trainer:
         heads = {"z": lat[torch.from_numpy(g - 1)], "a": acts[:, -1], "z_next": target,
                  "z_prev": lat[torch.from_numpy(g - 2)] if prev else None, "a_prev": acts[:, -2] if prev else None,
                  "dpose": torch.from_numpy(dpose).to(self.device),
-                 "blocked": torch.from_numpy(stalled(dpose).astype(np.float32)).to(self.device),
+                 "blocked": torch.from_numpy(stalled(dpose).astype(np.float32)).to(self.device) if hc.blocked else None,
                  "reward": torch.from_numpy(tr.rewards[g - 1]).to(self.device),
                  "done": torch.from_numpy(tr.terminations[g - 1].astype(np.float32)).to(self.device)}
         return ctx, acts, target, mem, heads
