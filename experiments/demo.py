@@ -211,6 +211,7 @@ def headline(res: dict) -> dict:
     mems = revisit_entries(rv)
     return {"onestep_psnr": wm["onestep_psnr"], "copy_psnr": wm["copy_psnr"], "ae_psnr": wm["ae_psnr"],
             **{f"revisit_psnr_{m}": rv[m]["revisit_psnr"] for m in mems},
+            **{f"exact_revisit_psnr_{m}": rv[m]["exact_revisit_psnr"] for m in mems if "exact_revisit_psnr" in rv[m]},
             "best_memory": rv["best_memory"], "real_success_rate": ag["real_success_rate"],
             "dream_steps_per_s": th["dream_steps_per_s"], "real_steps_per_s": th["real_steps_per_s"]}
 
@@ -225,7 +226,7 @@ def build_report(run: Path, res: dict) -> Path:
                                     "gflop_per_frame", "frames_per_s_b32", "train_minutes") if k in wm]
     samp = [[k, v["psnr"], v["sharpness"], v["frames_per_s"]] for k, v in wm.get("sampler_table", {}).items()]
     rv_rows = [[m, rv[m]["revisit_psnr"], rv[m]["revisit_ssim"], rv[m]["self_psnr"], rv[m]["nonrevisit_psnr"],
-                rv[m]["steps_per_s"]] for m in mems]
+                rv[m].get("exact_revisit_psnr", float("nan")), rv[m]["steps_per_s"]] for m in mems]
     th_rows = [[n, th["dream_steps_per_s"][n], th["real_steps_per_s"][n]] for n in th["dream_steps_per_s"]]
     videos = sorted((run / "agent" / "videos").glob("*.gif")) if (run / "agent" / "videos").exists() else []
     curve = [[t, f["real_success_rate"], f["real_return"]] for t, f in ag.get("eval_history", [])]
@@ -234,7 +235,8 @@ def build_report(run: Path, res: dict) -> Path:
          table(samp, ["sampler_steps", "PSNR", "sharpness", "frames/s"])),
         ("Revisits: real | dream without memory | dream with the best memory",
          image(run / "revisit" / "revisit.gif", 384) + image(run / "revisit" / "psnr_vs_gap.png") +
-         table(rv_rows, ["memory", "revisit PSNR", "revisit SSIM", "self PSNR", "non-revisit PSNR", "steps/s"])),
+         table(rv_rows, ["memory", "revisit PSNR", "revisit SSIM", "self PSNR", "non-revisit PSNR",
+                         "revisit PSNR, same pose", "steps/s"])),
         ("Agent trained in the dream, judged in the real env",
          table([[k, ag[k]] for k in ("algo", "task", "dream_timesteps", "real_success_rate", "real_return",
                                      "dream_return", "real_frames_used")], ["figure", "value"]) +

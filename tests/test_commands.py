@@ -92,6 +92,10 @@ def test_train_worldmodel_then_bench_and_revisit(tmp_path, tiny_dataset):
     assert set(res["memory_cost_steps_per_s"]) == {"none", res["best_memory"]}
     assert set(res["copy_bound_psnr_by_path"]) <= {"turn_around", "loop"} and res["copy_bound_psnr_by_path"]
     assert set(res["fov"]["revisit_psnr_by_path"]) == set(res["copy_bound_psnr_by_path"])
+    # a full turn in place comes back to the context's own poses: those revisits are scored apart as exact
+    assert 0 < res["fov"]["exact_revisit_frames"] <= res["fov"]["revisit_frames"]
+    assert "turn_around" in res["fov"]["exact_revisit_psnr_by_path"]
+    assert {"exact_copy_bound_psnr", "exact_revisit_gain_db", "exact_revisit_psnr_share_of_onestep"} <= set(res)
     for f in ("results.md", "psnr_vs_gap.png", "revisit.gif", "config.yaml"):
         assert (run / f).is_file()
 

@@ -104,6 +104,27 @@ def test_a_revisit_is_a_near_pose_held_more_than_k_steps_earlier():
     assert path.revisit_of().tolist() == [-1, -1, -1, -1, 1, -1, -1, 0, -1]
 
 
+def test_exact_revisits_are_only_the_returns_to_the_same_pose_and_are_scored_apart():
+    from envs.revisit import RevisitPath
+    from experiments.eval_revisit import score
+
+    # k = 2: frame 4 returns near frame 1 (0.2 units off), frame 5 to frame 0's very pose; frames 2, 3 are away
+    poses = np.array([[0, 0, 0], [1, 0, 0], [3, 0, 0], [4, 0, 0], [1.2, 0, 0], [0, 0, 1e-4]], np.float32)
+    truth = np.zeros((6, 64, 64, 3), np.uint8)
+    path = RevisitPath("loop", 0, 2, truth, poses, np.zeros(5, np.int64))
+    assert path.revisit_of().tolist() == [-1, -1, -1, -1, 1, 0]
+    dreamed = truth[None].copy()
+    dreamed[0, 4] = 10                                    # the near revisit is off by 10; the exact one is right
+    res, _ = score([path], dreamed)
+    assert res["revisit_frames"] == 2 and res["exact_revisit_frames"] == 1
+    assert res["exact_revisit_psnr"] == pytest.approx(100.0) and res["exact_revisit_psnr_by_path"] == {"loop": 100.0}
+    assert res["revisit_psnr"] == pytest.approx((100.0 + 10 * np.log10(255**2 / 100)) / 2, abs=1e-3)
+    # no return to the same pose: no exact figures, only their count
+    path.poses[5, :2] = 0.3
+    res, _ = score([path], dreamed)
+    assert res["exact_revisit_frames"] == 0 and "exact_revisit_psnr" not in res
+
+
 def test_the_copy_bound_copies_the_nearest_earlier_view_through_the_reconstruction():
     from envs.revisit import RevisitPath
     from experiments.eval_revisit import copy_bound_psnr
