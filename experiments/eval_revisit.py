@@ -94,12 +94,13 @@ def score(paths: list[RevisitPath], dreamed: np.ndarray,
     (within ``exact_tol``), where the true view is the one seen before and a memory that keeps a place
     looking the same can match it; the rest need the place re-rendered from a new viewpoint."""
     rev_pred, rev_true, self_pred, self_first, non_pred, non_true, gaps = [], [], [], [], [], [], []
-    rev_kind, ex_pred, ex_true, ex_kind = [], [], [], []
+    rev_kind, ex_pred, ex_true, ex_kind, ex_seen = [], [], [], [], []
     for i, p in enumerate(paths):
         of, same = p.revisit_of(), p.revisit_of(*exact_tol)
         for t in range(p.k, len(p.frames)):
             if same[t] >= 0:
                 ex_pred.append(dreamed[i, t]), ex_true.append(p.frames[t]), ex_kind.append(p.kind)
+                ex_seen.append("context" if same[t] < p.k else "dream")
             if of[t] >= 0:
                 rev_pred.append(dreamed[i, t]), rev_true.append(p.frames[t]), rev_kind.append(p.kind)
                 self_pred.append(dreamed[i, t]), self_first.append(dreamed[i, of[t]])
@@ -116,12 +117,14 @@ def score(paths: list[RevisitPath], dreamed: np.ndarray,
     if ex_pred:
         res.update({"exact_revisit_psnr": psnr(arr(ex_pred), arr(ex_true)),
                     "exact_revisit_ssim": ssim(arr(ex_pred), arr(ex_true)),
-                    "exact_revisit_psnr_by_path": _by_path(ex_kind, ex_pred, ex_true)})
+                    "exact_revisit_psnr_by_path": _by_path(ex_kind, ex_pred, ex_true),
+                    # first seen in the real context (its real view stored) or in the dream (a generated one)
+                    "exact_revisit_psnr_by_first_visit": _by_path(ex_seen, ex_pred, ex_true)})
     return res, gaps
 
 
 def _by_path(kinds: list[str], pred: list[np.ndarray], true: list[np.ndarray]) -> dict[str, float]:
-    """Revisit PSNR of each path kind (a path kind without a revisit is left out)."""
+    """Revisit PSNR of each group, e.g. path kind (a group without a revisit is left out)."""
     return {kind: psnr(np.stack([p for k, p in zip(kinds, pred) if k == kind]),
                        np.stack([t for k, t in zip(kinds, true) if k == kind])) for kind in dict.fromkeys(kinds)}
 
@@ -252,7 +255,8 @@ def run_eval(cfg: DictConfig, run: Path) -> dict:
     print(f"{best}: revisit {results[best]['revisit_psnr']:.2f} dB (+{results['revisit_gain_db']:.2f} over {base}); "
           f"back at the same pose ({results[best]['exact_revisit_frames']} frames) "
           f"{results[best].get('exact_revisit_psnr', float('nan')):.2f} dB "
-          f"(+{results.get('exact_revisit_gain_db', float('nan')):.2f}), "
+          f"(+{results.get('exact_revisit_gain_db', float('nan')):.2f}; by where it was first seen: "
+          f"{results[best].get('exact_revisit_psnr_by_first_visit', {})}), "
           f"one-step {results.get('onestep_psnr', float('nan')):.2f} dB")
     # the cost from steps/s measured in turns, best of three each: measured once per kind, minutes apart,
     # this machine's drifting speed alone moved the ratio by 10 points

@@ -108,19 +108,24 @@ def test_exact_revisits_are_only_the_returns_to_the_same_pose_and_are_scored_apa
     from envs.revisit import RevisitPath
     from experiments.eval_revisit import score
 
-    # k = 2: frame 4 returns near frame 1 (0.2 units off), frame 5 to frame 0's very pose; frames 2, 3 are away
-    poses = np.array([[0, 0, 0], [1, 0, 0], [3, 0, 0], [4, 0, 0], [1.2, 0, 0], [0, 0, 1e-4]], np.float32)
-    truth = np.zeros((6, 64, 64, 3), np.uint8)
-    path = RevisitPath("loop", 0, 2, truth, poses, np.zeros(5, np.int64))
-    assert path.revisit_of().tolist() == [-1, -1, -1, -1, 1, 0]
+    # k = 2: frame 4 returns near frame 1 (0.2 units off), frame 5 to frame 0's very pose (in the context),
+    # frame 6 to frame 2's (first seen in the dream); frames 2, 3 are away
+    poses = np.array([[0, 0, 0], [1, 0, 0], [3, 0, 0], [4, 0, 0], [1.2, 0, 0], [0, 0, 1e-4], [3, 0, 0]], np.float32)
+    truth = np.zeros((7, 64, 64, 3), np.uint8)
+    path = RevisitPath("loop", 0, 2, truth, poses, np.zeros(6, np.int64))
+    assert path.revisit_of().tolist() == [-1, -1, -1, -1, 1, 0, 2]
     dreamed = truth[None].copy()
-    dreamed[0, 4] = 10                                    # the near revisit is off by 10; the exact one is right
+    dreamed[0, 4] = 10                                    # the near revisit is off by 10, so is the return to frame 2
+    dreamed[0, 6] = 10
+    off = 10 * np.log10(255**2 / 100)
     res, _ = score([path], dreamed)
-    assert res["revisit_frames"] == 2 and res["exact_revisit_frames"] == 1
-    assert res["exact_revisit_psnr"] == pytest.approx(100.0) and res["exact_revisit_psnr_by_path"] == {"loop": 100.0}
-    assert res["revisit_psnr"] == pytest.approx((100.0 + 10 * np.log10(255**2 / 100)) / 2, abs=1e-3)
+    assert res["revisit_frames"] == 3 and res["exact_revisit_frames"] == 2
+    assert res["exact_revisit_psnr"] == pytest.approx((100.0 + off) / 2, abs=1e-3)
+    assert res["exact_revisit_psnr_by_first_visit"] == pytest.approx({"context": 100.0, "dream": off}, abs=1e-3)
+    assert res["revisit_psnr"] == pytest.approx((100.0 + 2 * off) / 3, abs=1e-3)
     # no return to the same pose: no exact figures, only their count
     path.poses[5, :2] = 0.3
+    path.poses[6, :2] = 3.3
     res, _ = score([path], dreamed)
     assert res["exact_revisit_frames"] == 0 and "exact_revisit_psnr" not in res
 
