@@ -3,7 +3,7 @@
 Each path starts with K context steps, then leaves and comes back: a 360-degree turn,
 out-and-back, a loop around a square, or a random walk that retraces itself. A step
 is a *revisit* when its real pose is near a pose the path held more than K steps
-earlier (so the view is outside the context window).
+earlier (so the view is outside the context window) and the agent went away in between.
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ from envs.collection import FORWARD, LEFT, RIGHT
 from envs.sources.base import SourceEnv
 
 PATH_KINDS = ("turn_around", "out_and_back", "loop", "random_return")
+REVISIT_TOL = (0.6, 0.3)
+"""(units, rad): a pose this near one held earlier is a revisit (up to three forward steps or one
+15-degree turn step away in MiniWorld, so the true view may differ from the stored one)."""
 
 
 @dataclass
@@ -40,21 +43,23 @@ class RevisitPath:
         """Actions the dream takes after its context: those leading to frames K, K+1, ..."""
         return self.actions[self.k - 1:]
 
-    def revisit_of(self, pos_tol: float = 0.6, yaw_tol: float = 0.3) -> np.ndarray:
-        """For each frame t: the earliest frame s < t - k with a near pose, else -1."""
+    def revisit_of(self, pos_tol: float = REVISIT_TOL[0], yaw_tol: float = REVISIT_TOL[1]) -> np.ndarray:
+        """For each frame t: the earliest frame s < t - k with a near pose, held before the agent
+        last went away (a pose not near frame t's), else -1. Pushing into a wall leaves the pose as it
+        was: frames that never left are not a return."""
         p = self.poses
         out = np.full(len(p), -1)
         for t in range(len(p)):
-            s = np.arange(max(0, t - self.k))
-            if len(s) == 0:
+            d = np.linalg.norm(p[:t, :2] - p[t, :2], axis=1)
+            dyaw = np.abs(np.remainder(p[:t, 2] - p[t, 2] + np.pi, 2 * np.pi) - np.pi)
+            near = (d < pos_tol) & (dyaw < yaw_tol)
+            away = np.flatnonzero(~near)
+            if len(away) == 0:
                 continue
-            d = np.linalg.norm(p[s, :2] - p[t, :2], axis=1)
-            dyaw = np.abs(np.remainder(p[s, 2] - p[t, 2] + np.pi, 2 * np.pi) - np.pi)
-            hit = s[(d < pos_tol) & (dyaw < yaw_tol)]
+            hit = np.flatnonzero(near[: max(0, min(t - self.k, int(away[-1])))])
             if len(hit):
                 out[t] = hit[0]
         return out
-
 
 def path_actions(kind: str, rng: np.random.Generator, turns: int, length: int) -> list[int]:
     """The leave-and-return actions of a path kind (after the context)."""

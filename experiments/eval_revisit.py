@@ -1,7 +1,8 @@
 """``memworld eval-revisit``: does a revisited place look the same? Real env vs dream, per memory kind.
 
 Writes results.json (per memory kind: revisit_psnr, revisit_ssim, self_psnr, nonrevisit_psnr,
-steps_per_s; plus onestep_psnr), results.md (a table), psnr_vs_gap.png and revisit.gif
+steps_per_s, and exact_revisit_* at the returns to the very same pose; plus onestep_psnr, the copy
+bounds and the targets' shares of one-step), results.md (tables), psnr_vs_gap.png and revisit.gif
 (real | no memory | best memory).
 """
 
@@ -17,7 +18,7 @@ import torch
 from omegaconf import DictConfig
 
 from envs.dream_core import DreamConfig, DreamCore, default_checkpoint
-from envs.revisit import RevisitPath, run_path
+from envs.revisit import REVISIT_TOL, RevisitPath, run_path
 from envs.sources import make_source
 from envs.tasks import TaskConfig
 from experiments.runs import make_run_dir, save_config, write_results
@@ -89,18 +90,22 @@ def score(paths: list[RevisitPath], dreamed: np.ndarray,
           exact_tol: tuple[float, float] = EXACT_TOL) -> tuple[dict, list[tuple[int, float]]]:
     """Per-kind figures and (steps since last visit, PSNR) pairs for the plot.
 
-    ``revisit_*`` scores every revisit (a pose within 0.6 units and 0.3 rad of one held more than K
-    steps earlier, ``RevisitPath.revisit_of``); ``exact_revisit_*`` only those back at the same pose
-    (within ``exact_tol``), where the true view is the one seen before and a memory that keeps a place
-    looking the same can match it; the rest need the place re-rendered from a new viewpoint."""
+    ``revisit_*`` scores every revisit (a pose within ``REVISIT_TOL`` of one held more than K steps
+    earlier, ``RevisitPath.revisit_of``); ``exact_revisit_*`` only those back at the same pose (within
+    ``exact_tol``), where the true view is the one seen before and a memory that keeps a place looking
+    the same can match it; the rest need the place re-rendered from a new viewpoint. The exact ones are
+    also split by where the place was first seen: the real context (its real view is in memory) or the
+    dream, whose own first drawing of it is scored too (``exact_dream_place_*``)."""
     rev_pred, rev_true, self_pred, self_first, non_pred, non_true, gaps = [], [], [], [], [], [], []
-    rev_kind, ex_pred, ex_true, ex_kind, ex_seen = [], [], [], [], []
+    rev_kind, ex_pred, ex_true, ex_kind, ex_seen, first_pred, first_true = [], [], [], [], [], [], []
     for i, p in enumerate(paths):
         of, same = p.revisit_of(), p.revisit_of(*exact_tol)
         for t in range(p.k, len(p.frames)):
             if same[t] >= 0:
                 ex_pred.append(dreamed[i, t]), ex_true.append(p.frames[t]), ex_kind.append(p.kind)
                 ex_seen.append("context" if same[t] < p.k else "dream")
+                if same[t] >= p.k:
+                    first_pred.append(dreamed[i, same[t]]), first_true.append(p.frames[same[t]])
             if of[t] >= 0:
                 rev_pred.append(dreamed[i, t]), rev_true.append(p.frames[t]), rev_kind.append(p.kind)
                 self_pred.append(dreamed[i, t]), self_first.append(dreamed[i, of[t]])
@@ -119,7 +124,12 @@ def score(paths: list[RevisitPath], dreamed: np.ndarray,
                     "exact_revisit_ssim": ssim(arr(ex_pred), arr(ex_true)),
                     "exact_revisit_psnr_by_path": _by_path(ex_kind, ex_pred, ex_true),
                     # first seen in the real context (its real view stored) or in the dream (a generated one)
-                    "exact_revisit_psnr_by_first_visit": _by_path(ex_seen, ex_pred, ex_true)})
+                    "exact_revisit_psnr_by_first_visit": _by_path(ex_seen, ex_pred, ex_true),
+                    "exact_revisit_frames_by_first_visit": {g: ex_seen.count(g) for g in dict.fromkeys(ex_seen)}})
+    if first_pred:      # a return to a place the dream drew: that drawing against the real view, and the return against it
+        back = [p for p, g in zip(ex_pred, ex_seen) if g == "dream"]
+        res.update({"exact_dream_place_first_psnr": psnr(arr(first_pred), arr(first_true)),
+                    "exact_dream_place_self_psnr": psnr(arr(back), arr(first_pred))})
     return res, gaps
 
 
@@ -130,16 +140,17 @@ def _by_path(kinds: list[str], pred: list[np.ndarray], true: list[np.ndarray]) -
 
 
 def copy_bound_psnr(paths: list[RevisitPath], reconstruct: Callable[[np.ndarray], np.ndarray],
-                    by_path: bool = False, tol: tuple[float, float] = (0.6, 0.3)) -> float | tuple[float, dict[str, float]]:
+                    by_path: bool = False, tol: tuple[float, float] = REVISIT_TOL) -> float | tuple[float, dict[str, float]]:
     """Revisit PSNR of a perfect copying memory of latents: each revisit frame replaced by
     ``reconstruct`` (the autoencoder's round trip) of the real frame held nearest in pose more than K
     steps earlier, nearest as the denoiser's stacked memory frame picks it (``nearest_pose``).
 
-    A revisit lies within 0.6 units and 0.3 rad of an earlier pose, so even the true earlier view
+    A revisit lies within ``REVISIT_TOL`` of an earlier pose, so even the true earlier view
     differs from the true view now; beating this takes re-rendering the stored place from the new
     pose. The round trip matters: a raw pixel copy of an exactly revisited pose would score the
     PSNR cap, and a memory of latents cannot hold more than its autoencoder keeps. With ``by_path``
-    also the same per path kind; ``tol`` (units, rad) says what counts as a revisit."""
+    also the same per path kind; ``tol`` (units, rad) says what counts as a revisit. It copies the
+    real earlier view even where the dream, not the real context, first showed that place."""
     stored, now, kinds = [], [], []
     for p in paths:
         of = p.revisit_of(*tol)
@@ -205,14 +216,34 @@ def markdown_table(res: dict) -> str:
                 rows.append(f"| {kind} | " + " | ".join(f"{r['revisit_psnr_by_path'].get(k, float('nan')):.2f}"
                                                           for k in kinds) + " |")
         rows.append("| copy bound | " + " | ".join(f"{res['copy_bound_psnr_by_path'][k]:.2f}" for k in kinds) + " |")
+    groups = [g for g in ("context", "dream") if any(g in r.get("exact_revisit_frames_by_first_visit", {})
+                                                     for r in res.values() if isinstance(r, dict))]
+    if groups:      # back at the same pose: a place whose real view is in memory, or one the dream drew itself
+        rows += ["", "| same pose, first seen in | " + " | ".join(groups) + " |", "| --- |" + " --- |" * len(groups)]
+        for kind, r in res.items():
+            if isinstance(r, dict) and "exact_revisit_psnr_by_first_visit" in r:
+                rows.append(f"| {kind} | " + " | ".join(
+                    f"{r['exact_revisit_psnr_by_first_visit'].get(g, float('nan')):.2f} "
+                    f"({r['exact_revisit_frames_by_first_visit'].get(g, 0)})" for g in groups) + " |")
     return "\n".join(rows) + "\n"
+
+
+def exact_tolerance(tol) -> tuple[float, float]:
+    """``exact_tol`` from the config as (units, rad): both > 0 (a revisit is strictly nearer) and no
+    looser than ``REVISIT_TOL``, so the exact revisits are a subset of the revisits."""
+    try:
+        pos, yaw = (float(x) for x in tol)
+    except (TypeError, ValueError):
+        raise ValueError(f"exact_tol must be [units, rad], e.g. [0.05, 0.05]; got {tol!r}") from None
+    if not (0 < pos <= REVISIT_TOL[0] and 0 < yaw <= REVISIT_TOL[1]):
+        raise ValueError(f"exact_tol must lie in (0, {REVISIT_TOL[0]}] units and (0, {REVISIT_TOL[1]}] rad; "
+                         f"got [{pos}, {yaw}]")
+    return pos, yaw
 
 
 def run_eval(cfg: DictConfig, run: Path) -> dict:
     reuse = list(cfg.reuse)
-    if len(cfg.exact_tol) != 2 or min(cfg.exact_tol) < 0:
-        raise ValueError(f"exact_tol must be [units, rad], both >= 0; got {list(cfg.exact_tol)}")
-    exact = (float(cfg.exact_tol[0]), float(cfg.exact_tol[1]))
+    exact = exact_tolerance(cfg.exact_tol)
     for m in [*cfg.memories, *reuse]:
         if m not in MEMORY_KINDS:
             raise ValueError(f"unknown memory kind {m!r}; choose from {list(MEMORY_KINDS)}")
@@ -239,6 +270,7 @@ def run_eval(cfg: DictConfig, run: Path) -> dict:
         from experiments.bench import onestep_on_heldout
         results["onestep_psnr"] = onestep_on_heldout(model, cfg.heldout, cfg.onestep_samples)["onestep_psnr"]
     results["best_memory"] = best
+
     def round_trip(f: np.ndarray) -> np.ndarray:
         return model.decode(model.encode(torch.from_numpy(f))).numpy()
 
@@ -252,10 +284,10 @@ def run_eval(cfg: DictConfig, run: Path) -> dict:
         for key in ("revisit_psnr", "exact_revisit_psnr"):
             if key in results[best]:
                 results[f"{key}_share_of_onestep"] = results[best][key] / results["onestep_psnr"]
-    print(f"{best}: revisit {results[best]['revisit_psnr']:.2f} dB (+{results['revisit_gain_db']:.2f} over {base}); "
+    print(f"{best}: revisit {results[best]['revisit_psnr']:.2f} dB ({results['revisit_gain_db']:+.2f} over {base}); "
           f"back at the same pose ({results[best]['exact_revisit_frames']} frames) "
           f"{results[best].get('exact_revisit_psnr', float('nan')):.2f} dB "
-          f"(+{results.get('exact_revisit_gain_db', float('nan')):.2f}; by where it was first seen: "
+          f"({results.get('exact_revisit_gain_db', float('nan')):+.2f}; by where it was first seen: "
           f"{results[best].get('exact_revisit_psnr_by_first_visit', {})}), "
           f"one-step {results.get('onestep_psnr', float('nan')):.2f} dB")
     # the cost from steps/s measured in turns, best of three each: measured once per kind, minutes apart,

@@ -95,6 +95,7 @@ def test_train_worldmodel_then_bench_and_revisit(tmp_path, tiny_dataset):
     # a full turn in place comes back to the context's own poses: those revisits are scored apart as exact
     assert 0 < res["fov"]["exact_revisit_frames"] <= res["fov"]["revisit_frames"]
     assert "turn_around" in res["fov"]["exact_revisit_psnr_by_path"]
+    assert sum(res["fov"]["exact_revisit_frames_by_first_visit"].values()) == res["fov"]["exact_revisit_frames"]
     assert {"exact_copy_bound_psnr", "exact_revisit_gain_db", "exact_revisit_psnr_share_of_onestep"} <= set(res)
     for f in ("results.md", "psnr_vs_gap.png", "revisit.gif", "config.yaml"):
         assert (run / f).is_file()

@@ -104,6 +104,16 @@ def test_a_revisit_is_a_near_pose_held_more_than_k_steps_earlier():
     assert path.revisit_of().tolist() == [-1, -1, -1, -1, 1, -1, -1, 0, -1]
 
 
+def test_standing_against_a_wall_is_not_a_return():
+    from envs.revisit import RevisitPath
+
+    # k = 2: frames 1-5 push into a wall at (1, 0), then the agent walks off and comes back at frame 8
+    poses = np.array([[0, 0, 0]] + [[1, 0, 0]] * 5 + [[2, 0, 0], [3, 0, 0], [1, 0, 0]], np.float32)
+    path = RevisitPath("loop", 0, 2, np.zeros((9, 64, 64, 3), np.uint8), poses, np.zeros(8, np.int64))
+    assert path.revisit_of().tolist() == [-1] * 8 + [1]
+    assert path.revisit_of(0.05, 0.05).tolist() == [-1] * 8 + [1]
+
+
 def test_exact_revisits_are_only_the_returns_to_the_same_pose_and_are_scored_apart():
     from envs.revisit import RevisitPath
     from experiments.eval_revisit import score
@@ -122,12 +132,25 @@ def test_exact_revisits_are_only_the_returns_to_the_same_pose_and_are_scored_apa
     assert res["revisit_frames"] == 3 and res["exact_revisit_frames"] == 2
     assert res["exact_revisit_psnr"] == pytest.approx((100.0 + off) / 2, abs=1e-3)
     assert res["exact_revisit_psnr_by_first_visit"] == pytest.approx({"context": 100.0, "dream": off}, abs=1e-3)
+    assert res["exact_revisit_frames_by_first_visit"] == {"context": 1, "dream": 1}
+    # the dream drew frame 2 exactly and came back to it off by 10
+    assert res["exact_dream_place_first_psnr"] == pytest.approx(100.0)
+    assert res["exact_dream_place_self_psnr"] == pytest.approx(off, abs=1e-3)
     assert res["revisit_psnr"] == pytest.approx((100.0 + 2 * off) / 3, abs=1e-3)
     # no return to the same pose: no exact figures, only their count
     path.poses[5, :2] = 0.3
     path.poses[6, :2] = 3.3
     res, _ = score([path], dreamed)
     assert res["exact_revisit_frames"] == 0 and "exact_revisit_psnr" not in res
+
+
+@pytest.mark.parametrize("tol", [0.05, None, [0.05], [0.0, 0.05], [0.7, 0.05], ["a", 0.1]])
+def test_a_bad_exact_tolerance_is_refused_by_name(tol):
+    from experiments.eval_revisit import exact_tolerance
+
+    with pytest.raises(ValueError, match="exact_tol"):
+        exact_tolerance(tol)
+    assert exact_tolerance([0.05, 0.05]) == (0.05, 0.05)
 
 
 def test_the_copy_bound_copies_the_nearest_earlier_view_through_the_reconstruction():
@@ -150,6 +173,10 @@ def test_the_copy_bound_copies_the_nearest_earlier_view_through_the_reconstructi
     total, by_path = copy_bound_psnr([path, other], lambda f: f, by_path=True)
     assert by_path == pytest.approx({"out_and_back": 10 * np.log10(255**2 / 100), "loop": 100.0}, abs=1e-3)
     assert total == pytest.approx((by_path["out_and_back"] + 100.0) / 2, abs=1e-3)
+    # only the returns to the same pose: frame 5 is 0.05 from frame 1, not within 0.01
+    assert copy_bound_psnr([path], lambda f: f, tol=(0.06, 0.05)) == pytest.approx(10 * np.log10(255**2 / 100), abs=1e-3)
+    with pytest.raises(ValueError, match="no revisit"):
+        copy_bound_psnr([path], lambda f: f, tol=(0.01, 0.05))
 
 
 def test_a_view_stored_at_the_same_pose_is_reused_and_others_are_not():
