@@ -61,6 +61,7 @@ class RevisitPath:
                 out[t] = hit[0]
         return out
 
+
 def path_actions(kind: str, rng: np.random.Generator, turns: int, length: int) -> list[int]:
     """The leave-and-return actions of a path kind (after the context)."""
     half = [LEFT] * (turns // 2)

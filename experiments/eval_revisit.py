@@ -97,15 +97,16 @@ def score(paths: list[RevisitPath], dreamed: np.ndarray,
     also split by where the place was first seen: the real context (its real view is in memory) or the
     dream, whose own first drawing of it is scored too (``exact_dream_place_*``)."""
     rev_pred, rev_true, self_pred, self_first, non_pred, non_true, gaps = [], [], [], [], [], [], []
-    rev_kind, ex_pred, ex_true, ex_kind, ex_seen, first_pred, first_true = [], [], [], [], [], [], []
+    rev_kind, ex_pred, ex_true, ex_kind, ex_seen = [], [], [], [], []
+    first_pred, first_true, back = [], [], []       # returns to a place the dream drew: its first drawing, the return
     for i, p in enumerate(paths):
         of, same = p.revisit_of(), p.revisit_of(*exact_tol)
         for t in range(p.k, len(p.frames)):
             if same[t] >= 0:
                 ex_pred.append(dreamed[i, t]), ex_true.append(p.frames[t]), ex_kind.append(p.kind)
-                ex_seen.append("context" if same[t] < p.k else "dream")
+                ex_seen.append("dream" if same[t] >= p.k else "context")
                 if same[t] >= p.k:
-                    first_pred.append(dreamed[i, same[t]]), first_true.append(p.frames[same[t]])
+                    first_pred.append(dreamed[i, same[t]]), first_true.append(p.frames[same[t]]), back.append(dreamed[i, t])
             if of[t] >= 0:
                 rev_pred.append(dreamed[i, t]), rev_true.append(p.frames[t]), rev_kind.append(p.kind)
                 self_pred.append(dreamed[i, t]), self_first.append(dreamed[i, of[t]])
@@ -126,8 +127,7 @@ def score(paths: list[RevisitPath], dreamed: np.ndarray,
                     # first seen in the real context (its real view stored) or in the dream (a generated one)
                     "exact_revisit_psnr_by_first_visit": _by_path(ex_seen, ex_pred, ex_true),
                     "exact_revisit_frames_by_first_visit": {g: ex_seen.count(g) for g in dict.fromkeys(ex_seen)}})
-    if first_pred:      # a return to a place the dream drew: that drawing against the real view, and the return against it
-        back = [p for p, g in zip(ex_pred, ex_seen) if g == "dream"]
+    if first_pred:      # that drawing against the real view, and the return against the drawing
         res.update({"exact_dream_place_first_psnr": psnr(arr(first_pred), arr(first_true)),
                     "exact_dream_place_self_psnr": psnr(arr(back), arr(first_pred))})
     return res, gaps
