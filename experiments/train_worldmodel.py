@@ -33,7 +33,8 @@ def build_model_config(m: DictConfig, source: str, n_actions: int) -> WorldModel
         raise ValueError(f"model.latent_channels and model.context must be >= 1, got {lc} and {m.context}")
     return WorldModelConfig(
         source=source, n_actions=n_actions,
-        autoencoder=AutoencoderConfig(lc, tuple(m.enc_channels), tuple(m.dec_channels)),
+        autoencoder=AutoencoderConfig(lc, tuple(m.enc_channels), tuple(m.dec_channels), str(m.decoder),
+                                      tuple(m.subpixel_channels)),
         denoiser=DenoiserConfig(lc, int(m.context), n_actions, tuple(m.channels), int(m.cond_dim), bool(m.memory),
                                 memory_pos=bool(m.memory_pos), memory_stack=bool(m.memory_stack)),
         heads=HeadsConfig(lc, n_actions, blocked=bool(m.get("blocked_head", False))),
@@ -60,7 +61,9 @@ def log_rollout_video(writer, model, arrays, step: int, horizon: int = 16, n: in
     add_video(writer, "worldmodel/rollout_real_vs_dream", video, step)
 
 
-def run_train(dcfg: DictConfig, run: Path) -> dict:
+def build_configs(dcfg: DictConfig):
+    """(dataset metadata, model config, checkpoint to fine-tune or None, train config), checked: a missing
+    dataset or checkpoint or a bad value fails here, before a run folder is made."""
     meta = read_metadata(dcfg.dataset)
     init = None
     model_cfg = build_model_config(dcfg.model, meta.get("source", "unknown"), int(meta["n_actions"]))
@@ -79,6 +82,12 @@ def run_train(dcfg: DictConfig, run: Path) -> dict:
     train_cfg = TrainConfig(**OmegaConf.to_container(dcfg.train), heldout_episodes=int(dcfg.heldout_episodes))
     if init is not None:
         train_cfg.ae_steps = 0
+    return meta, model_cfg, init, train_cfg
+
+
+def run_train(dcfg: DictConfig, run: Path, configs=None) -> dict:
+    """Train in ``run``; ``configs``: what ``build_configs(dcfg)`` returned, if it was called already."""
+    meta, model_cfg, init, train_cfg = configs or build_configs(dcfg)
     t0 = time.perf_counter()
     arrays = load_arrays(dcfg.dataset)
     train, heldout = arrays.split(dcfg.heldout_episodes) if dcfg.heldout_episodes else (arrays, None)
@@ -117,10 +126,11 @@ def main(dcfg: DictConfig) -> None:
     rank0 = int(os.environ.get("RANK", "0")) == 0   # under torchrun only rank 0 writes
     if not rank0 and not dcfg.run_name:
         raise ValueError("under torchrun give run_name=<name> so that every rank uses the same run folder")
+    configs = build_configs(dcfg)
     run = make_run_dir("train-worldmodel", dcfg.runs_root, dcfg.run_name)
     if rank0:
         save_config(run, dcfg)
-    res = run_train(dcfg, run)
+    res = run_train(dcfg, run, configs)
     if rank0:
         write_results(run, res)
 

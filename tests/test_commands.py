@@ -37,13 +37,20 @@ def test_collect_writes_a_dataset(tmp_path):
     assert res["episodes"] == 2 and Path(res["dataset"]).is_dir()
 
 
-def test_bad_arguments_fail_before_work(tmp_path):
+def test_bad_arguments_fail_before_work(tmp_path, tiny_dataset):
     p = memworld("collect", "episodes=-1", "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
     assert p.returncode != 0 and "episodes and max_steps must be >= 1" in p.stderr + p.stdout
     p = memworld("collect", "nonsense_key=3", "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
     assert p.returncode != 0 and "nonsense_key" in p.stderr + p.stdout
     p = memworld("bench", "target=moon", "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
     assert p.returncode != 0 and "unknown bench target" in p.stderr + p.stdout
+    ds = f"dataset={tiny_dataset[0]}"
+    for bad, said in ((["model.decoder=bogus", ds], "unknown decoder 'bogus'"),
+                      (["train.rollout_share=2", ds], "rollout_share"), (["dataset=nowhere"], "no dataset at nowhere"),
+                      ([f"init={tmp_path / 'none.safetensors'}", ds], "none.safetensors")):
+        p = memworld("train-worldmodel", *bad, "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
+        assert p.returncode != 0 and said in p.stderr + p.stdout
+    assert not any(tmp_path.glob("train-worldmodel-*"))
     p = memworld("fly", cwd=tmp_path, check=False)
     assert p.returncode == 2 and "unknown command" in p.stderr
     assert not any(tmp_path.glob("collect-*/results.json"))
@@ -57,9 +64,11 @@ def test_train_worldmodel_then_bench_and_revisit(tmp_path, tiny_dataset):
     ds = str(tiny_dataset[0])
     root = "runs_root=" + str(tmp_path)
     memworld("train-worldmodel", f"dataset={ds}", "heldout_episodes=1", "train.ae_steps=4", "train.denoiser_steps=4",
-             "train.batch=4", "tensorboard=true", "run_name=wm", root, *TINY_MODEL, cwd=tmp_path)
+             "train.batch=4", "tensorboard=true", "run_name=wm", root, *TINY_MODEL, "model.decoder=subpixel",
+             "model.subpixel_channels=[8,8]", cwd=tmp_path)
     ck = tmp_path / "wm" / "world_model.safetensors"
     assert ck.is_file() and (tmp_path / "wm" / "world_model.starts.npz").is_file()
+    assert json.loads(Path(str(ck) + ".json").read_text())["config"]["autoencoder"]["decoder"] == "subpixel"
     assert any((tmp_path / "wm" / "tb").iterdir())
     memworld("bench", "target=worldmodel", f"checkpoint={ck}", f"heldout={ds}", "samples=8", "rollout_starts=2",
              "seconds=0.05", "threads=1", root, cwd=tmp_path)

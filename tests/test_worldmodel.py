@@ -140,6 +140,30 @@ def test_bf16_training_learns_and_keeps_fp32_weights(tmp_path, tiny_dataset):
     assert tr.latents.dtype == torch.float32 and model.meta["train_minutes"] > 0
 
 
+def test_self_forcing_ends_the_context_in_the_ema_models_own_frames(tmp_path, tiny_dataset):
+    import numpy as np
+
+    arrays = load_arrays(tiny_dataset[0])
+    tr = _trainer(arrays, tmp_path, ae_steps=0, denoiser_steps=3, rollout_share=1.0, rollout_max=2)
+    model = tr.fit()
+    k, g = tr.model.context, tr._window_starts[::7][:6] + tr.model.context
+    assert (arrays.episode_of(g - k - 2) == arrays.episode_of(g)).all()   # room to generate 2 frames from real ones
+    real = tr.latents[torch.from_numpy(g[:, None] - k + np.arange(k))]
+    torch.manual_seed(1)
+    own = tr.own_context(g, 1)
+    assert own.shape == real.shape and torch.equal(own[:, :-1], real[:, :-1])
+    win = g[:, None] - 1 - k + np.arange(k)                               # what the dream saw one step earlier
+    torch.manual_seed(1)
+    want = model.sample_next(tr.latents[torch.from_numpy(win)], torch.from_numpy(arrays.actions[win]).long())
+    torch.testing.assert_close(own[:, -1], want)
+    assert not torch.allclose(own[:, -1], real[:, -1])
+    two = tr.own_context(g, 2)
+    assert torch.equal(two[:, :-2], real[:, :-2]) and not torch.allclose(two[:, -2:], real[:, -2:])
+    for bad, match in (({"rollout_share": 1.5}, "rollout_share"), ({"rollout_max": 0}, "rollout_max")):
+        with pytest.raises(ValueError, match=match):
+            TrainConfig(**bad)
+
+
 def test_a_fine_tune_counts_the_minutes_of_the_checkpoint_it_starts_from(tmp_path, tiny_dataset):
     old = WorldModel(tiny_model_config())
     old.meta = {"train_minutes": 3.0, "train_minutes_total": 7.5}

@@ -26,6 +26,7 @@ from worldmodels.autoencoder import encode_raw, to_unit
 from worldmodels.edm import EDMLoss, augment_context, drop_context
 from worldmodels.heads import DONE_POS_WEIGHT, pose_change, pose_loss, stalled
 from worldmodels.precision import autocast_for, check_precision
+from worldmodels.sampling import get_sampler, get_sigmas_karras
 from worldmodels.training_state import EMA, StopFlag, check_finite, load_state, save_state
 from worldmodels.world_model import WorldModel, WorldModelConfig
 
@@ -52,9 +53,17 @@ class TrainConfig:
     device: str = "auto"
     threads: int = 0          # 0: torch's default
     precision: str = "fp32"   # fp32 | bf16 (autocast forward passes; weights, optimiser and EMA stay fp32) | auto
+    # self-forcing: a share of each batch sees a context whose last r frames (r ~ U{1..rollout_max}) the EMA
+    # model generated itself, as the dream's context is after r steps, and learns the real next frame from it
+    rollout_share: float = 0.0
+    rollout_max: int = 4
 
     def __post_init__(self) -> None:
         check_precision(self.precision)
+        if not 0.0 <= self.rollout_share <= 1.0:
+            raise ValueError(f"rollout_share is a share in [0, 1], got {self.rollout_share}")
+        if self.rollout_max < 1:
+            raise ValueError(f"rollout_max must be >= 1, got {self.rollout_max}")
         for k in ("ae_steps", "denoiser_steps"):
             if getattr(self, k) < 0:
                 raise ValueError(f"{k} must be >= 0, got {getattr(self, k)}")
@@ -219,6 +228,10 @@ class Trainer:
         win = i[:, None] + np.arange(k)[None]
         lat, tr = self.latents, self.train
         ctx = lat[torch.from_numpy(win)]
+        if self.cfg.rollout_share > 0:
+            own = np.flatnonzero(self.rng.random(b) < self.cfg.rollout_share)
+            if len(own):
+                ctx[torch.from_numpy(own)] = self.own_context(g[own], int(self.rng.integers(1, self.cfg.rollout_max + 1)))
         acts = torch.from_numpy(tr.actions[win]).to(self.device)
         target = lat[torch.from_numpy(g)]
         mem = {}
@@ -236,8 +249,32 @@ class Trainer:
                  "done": torch.from_numpy(tr.terminations[g - 1].astype(np.float32)).to(self.device)}
         return ctx, acts, target, mem, heads
 
+    @torch.no_grad()
+    def own_context(self, g: np.ndarray, r: int) -> torch.Tensor:
+        """The context ``(n, K, C, H, W)`` of targets ``g (n,)`` whose last ``min(r, K)`` frames the EMA denoiser
+        generated, one sampler pass each, from the real frames before them with the real actions and memory
+        (the dream's situation r steps after its real start). Needs ``g - K - r`` in the targets' episodes."""
+        k, lat, tr = self.model.context, self.latents, self.train
+        s = self.model.cfg.sampler
+        sigmas = get_sigmas_karras(s.steps, s.sigma_min, s.sigma_max, s.rho, device=lat.device)
+        seq = lat[torch.from_numpy(g[:, None] - r - k + np.arange(k))]
+        for j in range(r):
+            t = g - r + j
+            mem = {}
+            if self.memory_fn is not None:
+                m, rel, mask = self.memory_fn(t, lat, torch.from_numpy(tr.poses), tr.starts[tr.episode_of(t)], self.rng)
+                mem = {"memory": m.to(self.device), "memory_pose": rel.to(self.device), "memory_mask": mask.to(self.device)}
+            acts = torch.from_numpy(tr.actions[t[:, None] - k + np.arange(k)]).to(self.device)
+            x = torch.randn(seq[:, 0].shape, device=lat.device) * sigmas[0]
+            with self._autocast():
+                z = get_sampler(s.name)(self.ema.shadow, x, sigmas, context=seq[:, -k:], actions=acts, **mem)
+            seq = torch.cat([seq, z.float()[:, None]], 1)
+        return seq[:, -k:]
+
     def fit_denoiser(self, stop: StopFlag) -> None:
-        self._window_starts = self.train.window_starts(self.model.context + 1)
+        k, r = self.model.context, self.cfg.rollout_max if self.cfg.rollout_share > 0 else 0
+        # with self-forcing, every target keeps rollout_max real frames before its context to generate from
+        self._window_starts = self.train.window_starts(k + 1 + r) + r
         den = self.dist.wrap(self.model.denoiser)
         self._heads = self.dist.wrap(self.model.heads)
         loss_fn = EDMLoss(self.model.cfg.loss, self.model.cfg.sigma_data, focus_sigma=self.model.cfg.sampler.sigma_max)
