@@ -47,6 +47,7 @@ def test_bad_arguments_fail_before_work(tmp_path, tiny_dataset):
     ds = f"dataset={tiny_dataset[0]}"
     for bad, said in ((["model.decoder=bogus", ds], "unknown decoder 'bogus'"),
                       (["train.rollout_share=2", ds], "rollout_share"), (["dataset=nowhere"], "no dataset at nowhere"),
+                      (["model.decoder=subpixel", "model.subpixel_channels=[8]", ds], "subpixel_channels"),
                       ([f"init={tmp_path / 'none.safetensors'}", ds], "none.safetensors")):
         p = memworld("train-worldmodel", *bad, "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
         assert p.returncode != 0 and said in p.stderr + p.stdout

@@ -144,24 +144,35 @@ def test_self_forcing_ends_the_context_in_the_ema_models_own_frames(tmp_path, ti
     import numpy as np
 
     arrays = load_arrays(tiny_dataset[0])
-    tr = _trainer(arrays, tmp_path, ae_steps=0, denoiser_steps=3, rollout_share=1.0, rollout_max=2)
-    model = tr.fit()
-    k, g = tr.model.context, tr._window_starts[::7][:6] + tr.model.context
-    assert (arrays.episode_of(g - k - 2) == arrays.episode_of(g)).all()   # room to generate 2 frames from real ones
+    tr = _trainer(arrays, tmp_path, ae_steps=0, denoiser_steps=3, rollout_share=1.0, rollout_max=3)
+    tr.fit()
+    with torch.no_grad():       # a 3-step model barely reads its context: give it weights that do
+        for p in tr.ema.shadow.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    model = tr.final_model()
+    k = tr.model.context
+    g = tr._window_starts[::7][:6] + k
+    assert (arrays.episode_of(g - k - 3) == arrays.episode_of(g)).all()   # room to generate 3 frames from real ones
     real = tr.latents[torch.from_numpy(g[:, None] - k + np.arange(k))]
     torch.manual_seed(1)
     own = tr.own_context(g, 1)
     assert own.shape == real.shape and torch.equal(own[:, :-1], real[:, :-1])
     win = g[:, None] - 1 - k + np.arange(k)                               # what the dream saw one step earlier
-    torch.manual_seed(1)
-    want = model.sample_next(tr.latents[torch.from_numpy(win)], torch.from_numpy(arrays.actions[win]).long())
-    torch.testing.assert_close(own[:, -1], want)
-    assert not torch.allclose(own[:, -1], real[:, -1])
-    two = tr.own_context(g, 2)
-    assert torch.equal(two[:, :-2], real[:, :-2]) and not torch.allclose(two[:, -2:], real[:, -2:])
+
+    def sampled(acts):
+        torch.manual_seed(1)
+        return model.sample_next(tr.latents[torch.from_numpy(win)], torch.from_numpy(acts).long())
+
+    torch.testing.assert_close(own[:, -1], sampled(arrays.actions[win]))
+    assert not torch.allclose(own[:, -1], sampled(arrays.actions[win - 1]), atol=1e-3)   # the actions matter
+    assert not torch.allclose(own[:, -1], real[:, -1], atol=1e-3)
+    for r in (k, k + 1):                                                  # the whole context is the model's own
+        assert not torch.isclose(tr.own_context(g, r), real, atol=1e-3).all(dim=(2, 3, 4)).any()
     for bad, match in (({"rollout_share": 1.5}, "rollout_share"), ({"rollout_max": 0}, "rollout_max")):
         with pytest.raises(ValueError, match=match):
             TrainConfig(**bad)
+    with pytest.raises(ValueError, match="lower train.rollout_max"):     # longer than any episode
+        _trainer(arrays, tmp_path / "long", ae_steps=0, rollout_share=0.5, rollout_max=1000).fit()
 
 
 def test_a_fine_tune_counts_the_minutes_of_the_checkpoint_it_starts_from(tmp_path, tiny_dataset):
@@ -379,6 +390,7 @@ def test_a_blocked_move_repeats_the_frame_and_keeps_the_pose_in_predict_next_and
 
     from worldmodels.evaluation import rollout
 
+    torch.manual_seed(0)
     cfg = tiny_model_config()
     cfg.heads.blocked = True
     model = WorldModel(cfg).eval()
@@ -386,7 +398,9 @@ def test_a_blocked_move_repeats_the_frame_and_keeps_the_pose_in_predict_next_and
     arrays = load_arrays(tiny_dataset[0])
     ctx = torch.from_numpy(arrays.frames[:2][None])
     frame, _, _, dpose = model.predict_next(ctx, torch.tensor([[0, 2]]))
-    assert torch.equal(frame, model.decode(model.encode(ctx[:, -1]))) and (dpose == 0).all()
+    # the last frame encoded in the same batch as predict_next encodes it: convolution kernels may round a
+    # batch of one differently, enough to move a pixel by one level
+    assert torch.equal(frame, model.decode(model.encode(ctx)[:, -1])) and (dpose == 0).all()
     frame, _, _, dpose = model.predict_next(ctx, torch.tensor([[2, 0]]))      # a turn goes on
     assert dpose[0, 2] != 0
     actions = np.full(len(arrays.frames), 2)

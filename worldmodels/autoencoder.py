@@ -36,6 +36,8 @@ class AutoencoderConfig:
     def __post_init__(self) -> None:
         if self.decoder not in DECODERS:
             raise ValueError(f"unknown decoder {self.decoder!r}; choose one of {sorted(DECODERS)}")
+        if len(self.subpixel_channels) != 2 or min(self.subpixel_channels) < 1:
+            raise ValueError(f"subpixel_channels are two channel counts (at 16x16 and 32x32), got {self.subpixel_channels}")
 
 
 class ResConv(nn.Module):

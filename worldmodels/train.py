@@ -53,8 +53,9 @@ class TrainConfig:
     device: str = "auto"
     threads: int = 0          # 0: torch's default
     precision: str = "fp32"   # fp32 | bf16 (autocast forward passes; weights, optimiser and EMA stay fp32) | auto
-    # self-forcing: a share of each batch sees a context whose last r frames (r ~ U{1..rollout_max}) the EMA
-    # model generated itself, as the dream's context is after r steps, and learns the real next frame from it
+    # self-forcing: a share of each batch sees a context whose last r frames (one r ~ U{1..rollout_max} per
+    # batch) the EMA model generated itself, as the dream's context is after r steps, and learns the real next
+    # frame from it
     rollout_share: float = 0.0
     rollout_max: int = 4
 
@@ -253,7 +254,8 @@ class Trainer:
     def own_context(self, g: np.ndarray, r: int) -> torch.Tensor:
         """The context ``(n, K, C, H, W)`` of targets ``g (n,)`` whose last ``min(r, K)`` frames the EMA denoiser
         generated, one sampler pass each, from the real frames before them with the real actions and memory
-        (the dream's situation r steps after its real start). Needs ``g - K - r`` in the targets' episodes."""
+        (the dream's situation r steps after its real start). Needs ``g - K - r`` in the targets' episodes.
+        With r > K, the real frames g-r .. g-K-1 may also be drawn as memory, where the dream would hold its own."""
         k, lat, tr = self.model.context, self.latents, self.train
         s = self.model.cfg.sampler
         sigmas = get_sigmas_karras(s.steps, s.sigma_min, s.sigma_max, s.rho, device=lat.device)
@@ -275,6 +277,9 @@ class Trainer:
         k, r = self.model.context, self.cfg.rollout_max if self.cfg.rollout_share > 0 else 0
         # with self-forcing, every target keeps rollout_max real frames before its context to generate from
         self._window_starts = self.train.window_starts(k + 1 + r) + r
+        if len(self._window_starts) == 0:
+            raise ValueError(f"no training episode has the {k + 1 + r} frames a sample needs (context {k}, target 1"
+                             + (f", {r} to generate the context from: lower train.rollout_max)" if r else ")"))
         den = self.dist.wrap(self.model.denoiser)
         self._heads = self.dist.wrap(self.model.heads)
         loss_fn = EDMLoss(self.model.cfg.loss, self.model.cfg.sigma_data, focus_sigma=self.model.cfg.sampler.sigma_max)
