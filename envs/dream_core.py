@@ -160,16 +160,23 @@ class DreamCore:
         self.last_read[w] = -1
 
     @torch.no_grad()
-    def step(self, actions: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Advance every world by one action ``(N,)``; returns frames, rewards, terminated, truncated, infos."""
+    def step(self, actions: torch.Tensor, true_pose: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Advance every world by one action ``(N,)``; returns frames, rewards, terminated, truncated, infos.
+
+        ``true_pose (N, 3)``, for diagnostics only: the pose to step to in place of the heads' estimate (a
+        move that leaves it unchanged counts as blocked), to tell pose drift from drawing in a benchmark."""
         a = actions.to(self.device).long()
         if a.shape != (self.n,) or (a < 0).any() or (a >= self.n_actions).any():
             raise ValueError(f"actions must be {self.n} integers in [0, {self.n_actions}), got {actions.tolist()}")
         self.ctx_actions = torch.cat([self.ctx_actions[:, 1:], a[:, None]], 1)
         last = self.ctx[:, -1]
         heads = self.model.heads
-        delta, blocked = heads.move_from_context(self.ctx, self.ctx_actions)
-        new_pose = torch.where(blocked[:, None], self.pose, compose(self.pose, delta))    # kept exactly, not re-wrapped
+        if true_pose is None:
+            delta, blocked = heads.move_from_context(self.ctx, self.ctx_actions)
+            new_pose = torch.where(blocked[:, None], self.pose, compose(self.pose, delta))  # kept exactly, not re-wrapped
+        else:
+            new_pose = true_pose.to(self.pose)
+            blocked = (new_pose - self.pose).abs().amax(1) < 1e-6
         now = self.t + 1
         read = self.memory.read(now, new_pose, last)
         noise = torch.stack([torch.randn(last.shape[1:], generator=g, device=self.device) for g in self.generators])

@@ -93,9 +93,12 @@ def test_train_worldmodel_then_bench_and_revisit(tmp_path, tiny_dataset):
     assert res["world_steps"] == 200 and res["rss_mb_end"] > 0 and res["trimmed_rss_mb_end"] > 0
     assert res["live_tensors_end"] > 0
     memworld("eval-revisit", f"checkpoint={ck}", "kinds=[turn_around,loop]", "seeds_per_kind=1", "length=10",
-             f"heldout={ds}", "onestep_samples=8", "threads=1", root, cwd=tmp_path)
+             f"heldout={ds}", "onestep_samples=8", "threads=1", "true_pose=[fov]", root, cwd=tmp_path)
     run = sorted(tmp_path.glob("eval-revisit-*"))[-1]
     res = json.loads((run / "results.json").read_text())
+    # the diagnostic runs step to the real poses and are never the best kind
+    assert res["fov+truepose"]["pose_err_mean"] < 1e-5 and res["fov+reuse+truepose"]["pose_err_final"] < 1e-5
+    assert not res["best_memory"].endswith("+truepose") and "none+truepose" not in res
     for kind in ("none", "recency", "fov", "embedding", "stateful"):
         assert {"revisit_psnr", "revisit_ssim", "self_psnr", "nonrevisit_psnr", "steps_per_s", "pose_err_mean"} <= set(res[kind])
     assert "onestep_psnr" in res and {"fov+reuse", "memory_cost", "denoiser_revisit_gain_db", "copy_bound_psnr"} <= set(res)
