@@ -269,7 +269,8 @@ def run_eval(cfg: DictConfig, run: Path) -> dict:
               f"{sps:.0f} steps/s, pose off by {results[m]['pose_err_mean']:.3f} on average, "
               f"{results[m]['blocked_steps_dream']:.1%} of steps blocked (real {results[m]['blocked_steps_real']:.1%})")
     base = "none" if "none" in results else cfg.memories[0]
-    best = max((m for m in results if m != base and not m.endswith("+truepose")),
+    diagnostic = {m for m, *_, true_pose in runs if true_pose}
+    best = max((m for m in results if m != base and m not in diagnostic),
                key=lambda m: results[m]["revisit_psnr"], default=base)
     if cfg.onestep_samples > 0 and Path(cfg.heldout).exists():
         from experiments.bench import onestep_on_heldout

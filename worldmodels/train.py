@@ -26,7 +26,6 @@ from worldmodels.autoencoder import encode_raw, to_unit
 from worldmodels.edm import EDMLoss, augment_context, drop_context
 from worldmodels.heads import DONE_POS_WEIGHT, pose_change, pose_loss, stalled
 from worldmodels.precision import autocast_for, check_precision
-from worldmodels.sampling import get_sampler, get_sigmas_karras
 from worldmodels.training_state import EMA, StopFlag, check_finite, load_state, save_state
 from worldmodels.world_model import WorldModel, WorldModelConfig
 
@@ -235,10 +234,7 @@ class Trainer:
                 ctx[torch.from_numpy(own)] = self.own_context(g[own], int(self.rng.integers(1, self.cfg.rollout_max + 1)))
         acts = torch.from_numpy(tr.actions[win]).to(self.device)
         target = lat[torch.from_numpy(g)]
-        mem = {}
-        if self.memory_fn is not None:
-            m, rel, mask = self.memory_fn(g, lat, torch.from_numpy(tr.poses), tr.starts[tr.episode_of(g)], self.rng)
-            mem = {"memory": m.to(self.device), "memory_pose": rel.to(self.device), "memory_mask": mask.to(self.device)}
+        mem = self._memory(g)
         dpose = pose_change(tr.poses[g - 1], tr.poses[g])
         hc = self.model.cfg.heads
         prev = hc.pose_prev or hc.blocked
@@ -250,26 +246,27 @@ class Trainer:
                  "done": torch.from_numpy(tr.terminations[g - 1].astype(np.float32)).to(self.device)}
         return ctx, acts, target, mem, heads
 
+    def _memory(self, g: np.ndarray) -> dict[str, torch.Tensor]:
+        """The denoiser's memory inputs for targets ``g (n,)``, drawn by ``memory_fn`` (none without one)."""
+        if self.memory_fn is None:
+            return {}
+        tr = self.train
+        m, rel, mask = self.memory_fn(g, self.latents, torch.from_numpy(tr.poses), tr.starts[tr.episode_of(g)], self.rng)
+        return {"memory": m.to(self.device), "memory_pose": rel.to(self.device), "memory_mask": mask.to(self.device)}
+
     @torch.no_grad()
     def own_context(self, g: np.ndarray, r: int) -> torch.Tensor:
         """The context ``(n, K, C, H, W)`` of targets ``g (n,)`` whose last ``min(r, K)`` frames the EMA denoiser
         generated, one sampler pass each, from the real frames before them with the real actions and memory
         (the dream's situation r steps after its real start). Needs ``g - K - r`` in the targets' episodes.
         With r > K, the real frames g-r .. g-K-1 may also be drawn as memory, where the dream would hold its own."""
-        k, lat, tr = self.model.context, self.latents, self.train
-        s = self.model.cfg.sampler
-        sigmas = get_sigmas_karras(s.steps, s.sigma_min, s.sigma_max, s.rho, device=lat.device)
-        seq = lat[torch.from_numpy(g[:, None] - r - k + np.arange(k))]
+        k = self.model.context
+        seq = self.latents[torch.from_numpy(g[:, None] - r - k + np.arange(k))]
         for j in range(r):
             t = g - r + j
-            mem = {}
-            if self.memory_fn is not None:
-                m, rel, mask = self.memory_fn(t, lat, torch.from_numpy(tr.poses), tr.starts[tr.episode_of(t)], self.rng)
-                mem = {"memory": m.to(self.device), "memory_pose": rel.to(self.device), "memory_mask": mask.to(self.device)}
-            acts = torch.from_numpy(tr.actions[t[:, None] - k + np.arange(k)]).to(self.device)
-            x = torch.randn(seq[:, 0].shape, device=lat.device) * sigmas[0]
+            acts = torch.from_numpy(self.train.actions[t[:, None] - k + np.arange(k)]).to(self.device)
             with self._autocast():
-                z = get_sampler(s.name)(self.ema.shadow, x, sigmas, context=seq[:, -k:], actions=acts, **mem)
+                z = self.model.sample_next(seq[:, -k:], acts, denoiser=self.ema.shadow, **self._memory(t))
             seq = torch.cat([seq, z.float()[:, None]], 1)
         return seq[:, -k:]
 

@@ -126,14 +126,16 @@ class WorldModel(nn.Module):
     def sample_next(self, context: torch.Tensor, actions: torch.Tensor, memory: torch.Tensor | None = None,
                     memory_pose: torch.Tensor | None = None, memory_mask: torch.Tensor | None = None,
                     sampler: SamplerConfig | None = None, generator: torch.Generator | None = None,
-                    aug: torch.Tensor | None = None) -> torch.Tensor:
+                    aug: torch.Tensor | None = None, denoiser: nn.Module | None = None) -> torch.Tensor:
         """Next latent ``(B, C, H, W)`` from ``context (B, K, C, H, W)`` and ``actions (B, K)``;
-        ``aug (B,)``: the context's announced augmentation level (0 when clean)."""
+        ``aug (B,)``: the context's announced augmentation level (0 when clean); ``denoiser``: another copy
+        of this model's denoiser to sample with (training's EMA)."""
         s = sampler or self.cfg.sampler
         b, k, c, h, w = context.shape
         sigmas = get_sigmas_karras(s.steps, s.sigma_min, s.sigma_max, s.rho, device=context.device)
         x = torch.randn((b, c, h, w), generator=generator, device=context.device) * sigmas[0]
-        return get_sampler(s.name)(self.denoiser, x, sigmas, context=context, actions=actions, aug=aug,
+        den = self.denoiser if denoiser is None else denoiser
+        return get_sampler(s.name)(den, x, sigmas, context=context, actions=actions, aug=aug,
                                    memory=memory, memory_pose=memory_pose, memory_mask=memory_mask)
 
     @torch.no_grad()
