@@ -34,7 +34,7 @@ class Episode:
     """One episode of ``T`` steps: ``frames (T+1, 64, 64, 3)`` uint8, ``poses (T+1, 3)`` float32,
     ``actions/rewards/terminations/truncations (T,)``. ``extra`` holds more per-frame infos."""
 
-    frames: np.ndarray
+    frames: np.ndarray | None       # None for an encoded dataset (envs/encoded_dataset.py)
     poses: np.ndarray
     actions: np.ndarray
     rewards: np.ndarray
@@ -162,7 +162,7 @@ class FrameArrays:
     (a length counts frames).
     """
 
-    frames: np.ndarray
+    frames: np.ndarray | None       # None for an encoded dataset (envs/encoded_dataset.py)
     poses: np.ndarray
     actions: np.ndarray
     rewards: np.ndarray
@@ -198,10 +198,11 @@ class FrameArrays:
         if not 0 < n_heldout < e:
             raise ValueError(f"cannot hold out {n_heldout} of {e} episodes")
         cut = int(self.starts[e - n_heldout])
-        return self._slice(0, cut, slice(0, e - n_heldout)), self._slice(cut, len(self.frames), slice(e - n_heldout, e))
+        return self._slice(0, cut, slice(0, e - n_heldout)), self._slice(cut, len(self.poses), slice(e - n_heldout, e))
 
     def _slice(self, a: int, b: int, eps: slice) -> FrameArrays:
-        return FrameArrays(self.frames[a:b], self.poses[a:b], self.actions[a:b], self.rewards[a:b],
+        frames = None if self.frames is None else self.frames[a:b]
+        return FrameArrays(frames, self.poses[a:b], self.actions[a:b], self.rewards[a:b],
                            self.terminations[a:b], self.starts[eps] - a, self.lengths[eps], self.n_actions)
 
 

@@ -8,6 +8,7 @@ import sys
 COMMANDS = {
     "collect": "experiments.collect",
     "train-worldmodel": "experiments.train_worldmodel",
+    "encode-dataset": "experiments.encode_dataset",
     "train-decoder": "experiments.train_decoder",
     "train-pose": "experiments.train_pose",
     "train-agent": "experiments.train_agent",

@@ -7,6 +7,7 @@ Resume an interrupted run by giving the same ``run_name``. Works under
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from envs.dataset import load_arrays, read_metadata
+from envs.encoded_dataset import autoencoder_fingerprint, is_encoded, load_encoded, read_encoded_meta
 from envs.memory_sampler import EpisodeMemorySampler, MemorySamplerConfig
 from envs.starts import StartSegments
 from experiments.runs import make_run_dir, save_config, write_results
@@ -61,12 +63,38 @@ def log_rollout_video(writer, model, arrays, step: int, horizon: int = 16, n: in
     add_video(writer, "worldmodel/rollout_real_vs_dream", video, step)
 
 
+def write_starts(out: Path, arrays, k: int, seed: int, source_checkpoint: str | None) -> None:
+    """Start segments beside ``out``: cut from ``arrays``' frames, or, for latents without frames, the
+    file beside ``source_checkpoint`` (the same held-out frames when it was trained on the same dataset)."""
+    if arrays.frames is not None:
+        StartSegments.from_arrays(arrays, k, 64, seed=seed).save(StartSegments.path_beside(out))
+        return
+    src = StartSegments.path_beside(Path(source_checkpoint)) if source_checkpoint else None
+    if src is None or not src.exists():
+        print(f"no frames to cut start segments from and none beside {source_checkpoint}: "
+              f"the dream of {out} needs its dataset for resets")
+        return
+    shutil.copyfile(src, StartSegments.path_beside(out))
+
+
 def build_configs(dcfg: DictConfig):
-    """(dataset metadata, model config, checkpoint to fine-tune or None, train config), checked: a missing
-    dataset or checkpoint or a bad value fails here, before a run folder is made."""
-    meta = read_metadata(dcfg.dataset)
-    init = None
+    """(dataset metadata, model config, checkpoint to fine-tune or None, checkpoint whose autoencoder to
+    reuse or None, train config), checked: a missing dataset or checkpoint or a bad value fails here,
+    before a run folder is made."""
+    encoded = is_encoded(dcfg.dataset)
+    meta = read_encoded_meta(dcfg.dataset) if encoded else read_metadata(dcfg.dataset)
+    init = ae_from = None
     model_cfg = build_model_config(dcfg.model, meta.get("source", "unknown"), int(meta["n_actions"]))
+    if dcfg.init and dcfg.autoencoder_from:
+        raise ValueError("give init (fine-tune a whole model) or autoencoder_from (a new denoiser on its "
+                         "autoencoder), not both")
+    if dcfg.autoencoder_from:
+        from worldmodels.world_model import WorldModel
+        ae_from = WorldModel.load(dcfg.autoencoder_from, source=meta.get("source"))
+        lc = ae_from.cfg.autoencoder.latent_channels
+        if lc != model_cfg.denoiser.latent_channels:
+            raise ValueError(f"{dcfg.autoencoder_from} makes {lc}-channel latents: set model.latent_channels={lc}")
+        model_cfg.autoencoder = ae_from.cfg.autoencoder
     if dcfg.init:
         # fine-tune: architecture from the checkpoint, autoencoder frozen; the loss and the memory parts
         # a fine-tune may add (position code, stacked memory) from this config
@@ -80,18 +108,33 @@ def build_configs(dcfg: DictConfig):
         model_cfg.denoiser.memory_pos = model_cfg.denoiser.memory and wanted.denoiser.memory_pos
         model_cfg.denoiser.memory_stack = model_cfg.denoiser.memory and wanted.denoiser.memory_stack
     train_cfg = TrainConfig(**OmegaConf.to_container(dcfg.train), heldout_episodes=int(dcfg.heldout_episodes))
-    if init is not None:
+    frozen = init or ae_from
+    if frozen is not None:
         train_cfg.ae_steps = 0
-    return meta, model_cfg, init, train_cfg
+    if encoded:
+        if frozen is None:
+            raise ValueError(f"{dcfg.dataset} holds latents, not frames: give the checkpoint that encoded it "
+                             f"as autoencoder_from=<checkpoint> (or init=<checkpoint> to fine-tune)")
+        if autoencoder_fingerprint(frozen) != meta.get("autoencoder"):
+            raise ValueError(f"{dcfg.dataset} was encoded by another autoencoder ({meta.get('checkpoint')}) than "
+                             f"that of {dcfg.init or dcfg.autoencoder_from}")
+    return meta, model_cfg, init, ae_from, train_cfg
 
 
 def run_train(dcfg: DictConfig, run: Path, configs=None) -> dict:
     """Train in ``run``; ``configs``: what ``build_configs(dcfg)`` returned, if it was called already."""
-    meta, model_cfg, init, train_cfg = configs or build_configs(dcfg)
+    meta, model_cfg, init, ae_from, train_cfg = configs or build_configs(dcfg)
     t0 = time.perf_counter()
-    arrays = load_arrays(dcfg.dataset)
+    latents = None
+    if is_encoded(dcfg.dataset):
+        enc = load_encoded(dcfg.dataset)
+        arrays, latents = enc.arrays, enc.latents
+    else:
+        arrays = load_arrays(dcfg.dataset)
     train, heldout = arrays.split(dcfg.heldout_episodes) if dcfg.heldout_episodes else (arrays, None)
-    print(f"dataset {dcfg.dataset}: {len(train.frames)} training frames in {len(train.starts)} episodes "
+    if latents is not None:
+        latents = latents[: len(train.poses)]
+    print(f"dataset {dcfg.dataset}: {len(train.poses)} training frames in {len(train.starts)} episodes "
           f"(loaded in {time.perf_counter() - t0:.0f}s)")
     mem_fn = None
     if model_cfg.denoiser.memory:
@@ -103,17 +146,19 @@ def run_train(dcfg: DictConfig, run: Path, configs=None) -> dict:
         writer = SummaryWriter(str(run / "tb"))
     command = "memworld train-worldmodel " + " ".join(sys.argv[1:])
     trainer = Trainer(model_cfg, train_cfg, train, heldout, run, memory_fn=mem_fn, writer=writer,
-                      meta={"command": command, "dataset": str(dcfg.dataset), "dataset_recipe": meta.get("command"),
-                            "real_frames": int(len(arrays.frames)), "finetuned_from": dcfg.init},
-                      progress=dcfg.progress, init=init)
+                      meta={"command": command, "dataset": str(dcfg.dataset),
+                            "dataset_recipe": meta.get("command") or meta.get("dataset_recipe"),   # a folder's, an encoded file's
+                            "real_frames": int(len(arrays.poses)), "finetuned_from": dcfg.init,
+                            "autoencoder_from": dcfg.autoencoder_from},
+                      progress=dcfg.progress, init=init, autoencoder=ae_from, latents=latents)
     model = trainer.fit()
     out = Path(dcfg.out) if dcfg.out else run / "world_model.safetensors"
     if trainer.dist.main:
         model.save(out)
-        StartSegments.from_arrays(heldout if heldout is not None else train, model.context, 64, seed=train_cfg.seed).save(
-            StartSegments.path_beside(out))
+        write_starts(out, heldout if heldout is not None else train, model.context, train_cfg.seed,
+                     dcfg.init or dcfg.autoencoder_from)
     if writer is not None:
-        if trainer.dist.main:
+        if trainer.dist.main and arrays.frames is not None:
             log_rollout_video(writer, model, heldout if heldout is not None else train, trainer.den_step)
         writer.close()
     return {"checkpoint": str(out), "train_minutes": trainer.seconds / 60,

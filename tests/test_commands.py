@@ -307,6 +307,50 @@ def test_train_decoder_swaps_in_a_subpixel_decoder_and_keeps_the_rest(tmp_path, 
     assert (tmp_path / "dec" / "world_model.starts.npz").exists()
 
 
+def test_encode_dataset_then_a_new_denoiser_on_the_frozen_autoencoder(tmp_path, tiny_checkpoint, tiny_dataset):
+    import torch
+    from safetensors.torch import load_file
+
+    from worldmodels.world_model import WorldModel
+
+    root = "runs_root=" + str(tmp_path)
+    memworld("encode-dataset", f"dataset={tiny_dataset[0]}", f"checkpoint={tiny_checkpoint}", "dtype=uint8",
+             "progress=false", "run_name=enc", root, cwd=tmp_path)
+    res = json.loads((tmp_path / "enc" / "results.json").read_text())
+    enc = res["encoded"]
+    assert res["frames"] == sum(len(e.frames) for e in tiny_dataset[1]) and res["rms_error_of_raw_std"] < 0.05
+    wm = ["train.denoiser_steps=3", "train.batch=4", "heldout_episodes=1", "progress=false", "tensorboard=true",
+          *TINY_MODEL, "model.channels=[8,8,24]", "model.cond_dim=24", root]
+    # latents without the autoencoder that made them, or with another one, or two sources of weights
+    other = WorldModel.load(tiny_checkpoint)
+    with torch.no_grad():
+        next(other.autoencoder.parameters()).view(-1)[0] += 0.1
+    other.save(tmp_path / "other.safetensors")
+    for bad, said in (([], "autoencoder_from=<checkpoint>"),
+                      ([f"autoencoder_from={tmp_path / 'other.safetensors'}"], "encoded by another autoencoder"),
+                      ([f"autoencoder_from={tiny_checkpoint}", f"init={tiny_checkpoint}"], "not both"),
+                      ([f"autoencoder_from={tiny_checkpoint}", "model.latent_channels=3"], "model.latent_channels=4")):
+        p = memworld("train-worldmodel", f"dataset={enc}", *bad, *wm, cwd=tmp_path, check=False)
+        assert p.returncode != 0 and said in p.stdout + p.stderr, (bad, p.stderr[-500:])
+    assert not any(tmp_path.glob("train-worldmodel-*"))
+    memworld("train-worldmodel", f"dataset={enc}", f"autoencoder_from={tiny_checkpoint}", "run_name=new", *wm,
+             cwd=tmp_path)
+    out = tmp_path / "new" / "world_model.safetensors"
+    new = WorldModel.load(out)
+    assert new.cfg.denoiser.channels == (8, 8, 24) and new.meta["autoencoder_from"] == str(tiny_checkpoint)
+    old, got = load_file(str(tiny_checkpoint)), load_file(str(out))
+    kept = [k for k in old if k.startswith(("autoencoder.", "latent_"))]
+    assert kept and all((old[k] == got[k]).all() for k in kept)        # the autoencoder and statistics, exactly
+    assert new.cfg.sigma_data == WorldModel.load(tiny_checkpoint).cfg.sigma_data
+    # no frames to cut starts from: the source checkpoint's start segments come along
+    assert (tmp_path / "new" / "world_model.starts.npz").read_bytes() == \
+        (tiny_checkpoint.parent / "tiny.starts.npz").read_bytes()
+    # the same from the frames: the encoder runs in the trainer instead
+    memworld("train-worldmodel", f"dataset={tiny_dataset[0]}", f"autoencoder_from={tiny_checkpoint}",
+             "run_name=frames", *wm, cwd=tmp_path)
+    assert WorldModel.load(tmp_path / "frames" / "world_model.safetensors").cfg.denoiser.cond_dim == 24
+
+
 def test_train_pose_refits_the_pose_head_with_the_previous_change_and_keeps_the_rest(tmp_path, tiny_checkpoint,
                                                                                      tiny_dataset):
     from safetensors.torch import load_file

@@ -103,7 +103,8 @@ class Trainer:
 
     def __init__(self, model_cfg: WorldModelConfig, cfg: TrainConfig, train, heldout, run_dir: str | Path,
                  memory_fn: MemoryFn | None = None, writer=None, meta: dict[str, Any] | None = None,
-                 progress: bool = True, init: WorldModel | None = None):
+                 progress: bool = True, init: WorldModel | None = None, autoencoder: WorldModel | None = None,
+                 latents: torch.Tensor | None = None):
         self.cfg, self.train, self.heldout = cfg, train, heldout
         self.run = Path(run_dir)
         self.device = pick_device(cfg.device)
@@ -120,6 +121,7 @@ class Trainer:
         self.opt_heads = torch.optim.AdamW(self.model.heads.parameters(), lr=cfg.lr)
         self.ae_step = self.den_step = 0
         self.latents: torch.Tensor | None = None
+        self.given_latents = latents    # raw latents of ``train``'s frames, encoded by this autoencoder already
         self.seconds = 0.0
         self.state_path = self.run / "train_state.pt"
         self.keep_latent_stats = False
@@ -135,6 +137,16 @@ class Trainer:
             _load_adding(self.ema.shadow, init.denoiser.state_dict())
             self.model.cfg.sigma_data = init.cfg.sigma_data
             self.ae_step, self.keep_latent_stats = cfg.ae_steps, True
+        elif autoencoder is not None:
+            # a new denoiser and heads on another model's frozen autoencoder and latent statistics
+            self.model.autoencoder.load_state_dict(autoencoder.autoencoder.state_dict())
+            self.model.latent_mean.copy_(autoencoder.latent_mean)
+            self.model.latent_std.copy_(autoencoder.latent_std)
+            self.model.cfg.sigma_data = autoencoder.cfg.sigma_data
+            self.ae_step, self.keep_latent_stats = cfg.ae_steps, True
+        if latents is not None and (self.ae_step < cfg.ae_steps or len(latents) != len(train.poses)):
+            raise ValueError(f"given latents need a frozen autoencoder (init or autoencoder) and one per training "
+                             f"frame: {len(latents)} latents for {len(train.poses)} frames")
 
     # --- state ------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -206,7 +218,10 @@ class Trainer:
         """Encode every training frame once (the denoiser never runs the encoder) and set the statistics."""
         t0 = time.perf_counter()
         ae = self.model.autoencoder
-        z = encode_raw(ae, self.train.frames, self.cfg.precision, self.device, progress=self.progress)
+        if self.given_latents is not None:
+            z = self.given_latents.to(self.device)
+        else:
+            z = encode_raw(ae, self.train.frames, self.cfg.precision, self.device, progress=self.progress)
         if self.den_step == 0:  # encoding is part of training's cost; a resume re-encodes but was paid once
             self.seconds += time.perf_counter() - t0
         if self.den_step == 0 and not self.keep_latent_stats:
