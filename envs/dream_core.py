@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from envs.dream_memory import DreamMemory, reuse_stored_view
+from envs.scene_map import SceneMap
 from envs.starts import StartSegments
 from envs.tasks import Task, TaskConfig
 from memory.geometry import compose
@@ -37,6 +38,8 @@ class DreamConfig:
     # a memory frame stored at (nearly) the new pose is reused as the new frame (static scenes only):
     # squared pose distance below this (0.001: ~0.03 units and rad); 0 turns it off (the default)
     reuse_tol: float = 0.0
+    # recorded views of the scene by pose (memworld build-map) read beside the episode's memory; none by default
+    scene_map: str | None = None
     sampler: str | None = None             # default: the checkpoint's
     sampler_steps: int | None = None
     max_episode_steps: int = 300
@@ -111,8 +114,15 @@ class DreamCore:
         mcfg = self.model.cfg
         latent_shape = (mcfg.autoencoder.latent_channels, 16, 16)
         use_memory = cfg.memory != "none" and mcfg.denoiser.memory
+        scene_map = None
+        if cfg.scene_map:
+            if not use_memory:
+                raise ValueError(f"scene_map needs a memory kind that reads it (recency, fov, embedding), not {cfg.memory!r}")
+            scene_map = SceneMap.load(cfg.scene_map)
+            scene_map.check_model(model, cfg.scene_map)
+            scene_map = scene_map.to(self.device)
         self.memory = DreamMemory(cfg.memory if use_memory else "none", n_worlds, latent_shape, mcfg.memory_m,
-                                  cfg.memory_capacity, self.k, bounds, self.device)
+                                  cfg.memory_capacity, self.k, bounds, self.device, scene_map=scene_map)
         self.task = Task(cfg.task, n_worlds, cfg.source, cfg.max_episode_steps, device=self.device)
         self.ctx = torch.zeros(n_worlds, self.k, *latent_shape, device=self.device)
         self.ctx_actions = torch.zeros(n_worlds, self.k, dtype=torch.long, device=self.device)

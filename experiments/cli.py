@@ -9,6 +9,7 @@ COMMANDS = {
     "collect": "experiments.collect",
     "train-worldmodel": "experiments.train_worldmodel",
     "encode-dataset": "experiments.encode_dataset",
+    "build-map": "experiments.build_map",
     "train-decoder": "experiments.train_decoder",
     "train-pose": "experiments.train_pose",
     "train-agent": "experiments.train_agent",

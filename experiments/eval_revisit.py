@@ -30,14 +30,16 @@ from worldmodels.world_model import WorldModel
 
 
 def dream_paths(model: WorldModel, paths: list[RevisitPath], memory: str, source: str,
-                checkpoint: str, reuse_tol: float = 0.0, true_pose: bool = False) -> tuple[np.ndarray, float, np.ndarray]:
+                checkpoint: str, reuse_tol: float = 0.0, true_pose: bool = False,
+                scene_map: str | None = None) -> tuple[np.ndarray, float, np.ndarray]:
     """Dream every path at once (one world each) from its real context with its actions.
 
     Returns frames ``(P, T+1, 64, 64, 3)`` aligned with the real frames (context copied in), steps/s,
     and the dream's own poses ``(P, T+1, 3)`` (the real ones over the context). ``true_pose``: the dream
-    steps to the real poses instead of its heads' (a diagnostic: what is left once the pose cannot drift).
+    steps to the real poses instead of its heads' (a diagnostic: what is left once the pose cannot drift);
+    ``scene_map``: a map file whose views the memory reads beside the episode's.
     """
-    cfg = DreamConfig(source=source, checkpoint=checkpoint, memory=memory, reuse_tol=reuse_tol,
+    cfg = DreamConfig(source=source, checkpoint=checkpoint, memory=memory, reuse_tol=reuse_tol, scene_map=scene_map,
                       task=TaskConfig("reach", goal=(1e3, 1e3)), max_episode_steps=10_000)
     core = DreamCore(cfg, len(paths), model=model, starts=_NoStarts())
     core.reset_worlds(list(range(len(paths))), [p.seed for p in paths], [p.context() for p in paths])
@@ -246,7 +248,7 @@ def exact_tolerance(tol) -> tuple[float, float]:
 def run_eval(cfg: DictConfig, run: Path) -> dict:
     reuse = list(cfg.reuse)
     exact = exact_tolerance(cfg.exact_tol)
-    for m in [*cfg.memories, *reuse, *cfg.true_pose]:
+    for m in [*cfg.memories, *reuse, *cfg.true_pose, *cfg.map]:
         if m not in MEMORY_KINDS:
             raise ValueError(f"unknown memory kind {m!r}; choose from {list(MEMORY_KINDS)}")
     ckpt = str(cfg.checkpoint or default_checkpoint(cfg.source))
@@ -256,11 +258,16 @@ def run_eval(cfg: DictConfig, run: Path) -> dict:
              for j, kind in enumerate(cfg.kinds) for i in range(cfg.seeds_per_kind)]
     env.close()
     results, gaps, dreams = {}, {}, {}
-    runs = [(m, m, 0.0, False) for m in cfg.memories] + [(f"{m}+reuse", m, float(cfg.reuse_tol), False) for m in reuse]
-    # diagnostics, never the best kind: the same dreams stepped to the real poses
-    runs += [(f"{name}+truepose", kind, tol, True) for name, kind, tol, _ in list(runs) if kind in cfg.true_pose]
-    for m, kind, tol, true_pose in runs:
-        dreamed, sps, poses = dream_paths(model, paths, kind, cfg.source, ckpt, reuse_tol=tol, true_pose=true_pose)
+    # (name, kind, reuse_tol, true_pose, scene_map); kept apart from the best kind: the same dreams stepped
+    # to the real poses, a diagnostic, and those with a scene map, which knows the place from other episodes
+    runs = [(m, m, 0.0, False, None) for m in cfg.memories]
+    runs += [(f"{m}+reuse", m, float(cfg.reuse_tol), False, None) for m in reuse]
+    episode_runs = list(runs)
+    runs += [(f"{name}+truepose", kind, tol, True, None) for name, kind, tol, *_ in episode_runs if kind in cfg.true_pose]
+    runs += [(f"{name}+map", kind, tol, False, str(cfg.scene_map)) for name, kind, tol, *_ in episode_runs if kind in cfg.map]
+    for m, kind, tol, true_pose, smap in runs:
+        dreamed, sps, poses = dream_paths(model, paths, kind, cfg.source, ckpt, reuse_tol=tol, true_pose=true_pose,
+                                          scene_map=smap)
         results[m], gaps[m] = score(paths, dreamed, exact)
         results[m]["steps_per_s"] = sps
         results[m].update(pose_drift(paths, poses))
@@ -269,13 +276,19 @@ def run_eval(cfg: DictConfig, run: Path) -> dict:
               f"{sps:.0f} steps/s, pose off by {results[m]['pose_err_mean']:.3f} on average, "
               f"{results[m]['blocked_steps_dream']:.1%} of steps blocked (real {results[m]['blocked_steps_real']:.1%})")
     base = "none" if "none" in results else cfg.memories[0]
-    diagnostic = {m for m, *_, true_pose in runs if true_pose}
-    best = max((m for m in results if m != base and m not in diagnostic),
+    apart = {m for m, _, _, true_pose, smap in runs if true_pose or smap}
+    best = max((m for m in results if m != base and m not in apart),
                key=lambda m: results[m]["revisit_psnr"], default=base)
     if cfg.onestep_samples > 0 and Path(cfg.heldout).exists():
         from experiments.bench import onestep_on_heldout
         results["onestep_psnr"] = onestep_on_heldout(model, cfg.heldout, cfg.onestep_samples)["onestep_psnr"]
     results["best_memory"] = best
+    with_map = [m for m, *_, smap in runs if smap]
+    if with_map:
+        results["best_with_map"] = max(with_map, key=lambda m: results[m]["revisit_psnr"])
+        if "onestep_psnr" in results:
+            results["revisit_psnr_with_map_share_of_onestep"] = \
+                results[results["best_with_map"]]["revisit_psnr"] / results["onestep_psnr"]
 
     def round_trip(f: np.ndarray) -> np.ndarray:
         return model.decode(model.encode(torch.from_numpy(f))).numpy()
@@ -298,7 +311,7 @@ def run_eval(cfg: DictConfig, run: Path) -> dict:
           f"one-step {results.get('onestep_psnr', float('nan')):.2f} dB")
     # the cost from steps/s measured in turns, best of three each: measured once per kind, minutes apart,
     # this machine's drifting speed alone moved the ratio by 10 points
-    by_name = {m: (kind, tol) for m, kind, tol, _ in runs}
+    by_name = {m: (kind, tol) for m, kind, tol, *_ in runs}
     paired = {m: 0.0 for m in (base, best)} if int(cfg.cost_repeats) > 0 else \
         {m: results[m]["steps_per_s"] for m in (base, best)}      # cost_repeats=0: the one-pass figures
     for _ in range(int(cfg.cost_repeats)):
@@ -324,6 +337,10 @@ def run_eval(cfg: DictConfig, run: Path) -> dict:
 
 @hydra.main(config_path="conf", config_name="eval_revisit", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    if cfg.map and not cfg.scene_map:
+        raise ValueError("map=[...] runs kinds with a scene map: give scene_map=<file> (memworld build-map)")
+    if cfg.scene_map and not Path(cfg.scene_map).is_file():
+        raise FileNotFoundError(f"no scene map at {cfg.scene_map}: make one with memworld build-map")
     torch.set_num_threads(int(cfg.threads))
     run = make_run_dir("eval-revisit", cfg.runs_root)
     save_config(run, cfg)

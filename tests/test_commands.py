@@ -52,6 +52,14 @@ def test_bad_arguments_fail_before_work(tmp_path, tiny_dataset):
         p = memworld("train-worldmodel", *bad, "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
         assert p.returncode != 0 and said in p.stderr + p.stdout
     assert not any(tmp_path.glob("train-worldmodel-*"))
+    for bad, said in ((["map=[fov]"], "give scene_map=<file>"), (["scene_map=nowhere.safetensors", "map=[fov]"],
+                                                                  "no scene map at nowhere.safetensors")):
+        p = memworld("eval-revisit", *bad, "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
+        assert p.returncode != 0 and said in p.stderr + p.stdout
+    p = memworld("build-map", f"dataset={tiny_dataset[0]}", "cell=0", "runs_root=" + str(tmp_path), cwd=tmp_path,
+                 check=False)
+    assert p.returncode != 0 and "cell must be > 0" in p.stderr + p.stdout
+    assert not any(tmp_path.glob("eval-revisit-*")) and not any(tmp_path.glob("build-map-*"))
     p = memworld("fly", cwd=tmp_path, check=False)
     assert p.returncode == 2 and "unknown command" in p.stderr
     assert not any(tmp_path.glob("collect-*/results.json"))
@@ -92,13 +100,20 @@ def test_train_worldmodel_then_bench_and_revisit(tmp_path, tiny_dataset):
     res = results_of(tmp_path, "bench-longrun")
     assert res["world_steps"] == 200 and res["rss_mb_end"] > 0 and res["trimmed_rss_mb_end"] > 0
     assert res["live_tensors_end"] > 0
+    memworld("build-map", f"checkpoint={ck}", f"dataset={ds}", "heldout_episodes=1", "cell=1.0", "yaw_bins=8",
+             "run_name=map", root, cwd=tmp_path)
+    smap = json.loads((tmp_path / "map" / "results.json").read_text())
+    assert 0 < smap["entries"] < smap["from_frames"]
     memworld("eval-revisit", f"checkpoint={ck}", "kinds=[turn_around,loop]", "seeds_per_kind=1", "length=10",
-             f"heldout={ds}", "onestep_samples=8", "threads=1", "true_pose=[fov]", root, cwd=tmp_path)
+             f"heldout={ds}", "onestep_samples=8", "threads=1", "true_pose=[fov]", f"scene_map={smap['scene_map']}",
+             "map=[fov]", root, cwd=tmp_path)
     run = sorted(tmp_path.glob("eval-revisit-*"))[-1]
     res = json.loads((run / "results.json").read_text())
-    # the diagnostic runs step to the real poses and are never the best kind
+    # the diagnostic runs step to the real poses; runs with the map know the place from other episodes:
+    # neither is ever the best kind
     assert res["fov+truepose"]["pose_err_mean"] < 1e-5 and res["fov+reuse+truepose"]["pose_err_final"] < 1e-5
-    assert not res["best_memory"].endswith("+truepose") and "none+truepose" not in res
+    assert not res["best_memory"].endswith(("+truepose", "+map")) and "none+truepose" not in res
+    assert res["best_with_map"] in ("fov+map", "fov+reuse+map") and "revisit_psnr_with_map_share_of_onestep" in res
     for kind in ("none", "recency", "fov", "embedding", "stateful"):
         assert {"revisit_psnr", "revisit_ssim", "self_psnr", "nonrevisit_psnr", "steps_per_s", "pose_err_mean"} <= set(res[kind])
     assert "onestep_psnr" in res and {"fov+reuse", "memory_cost", "denoiser_revisit_gain_db", "copy_bound_psnr"} <= set(res)

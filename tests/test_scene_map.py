@@ -1,0 +1,82 @@
+"""Scene maps: recorded views by pose, read by the dream's memory beside the episode's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from envs.dataset import load_arrays
+from envs.dream_memory import DreamMemory
+from envs.scene_map import SceneMap, build_scene_map, map_cells
+from worldmodels.world_model import WorldModel
+
+
+def test_one_frame_per_cell_and_heading_bin_the_first_in_frame_order():
+    poses = np.array([[0.1, 0.1, 0.0], [0.2, 0.3, 0.05], [0.1, 0.1, np.pi / 2], [0.7, 0.1, 0.0], [0.2, 0.2, 0.0]])
+    np.testing.assert_array_equal(map_cells(poses, 0.5, 16), [0, 2, 3])
+    np.testing.assert_array_equal(map_cells(poses, 1.0, 1), [0])
+    with pytest.raises(ValueError, match="cell must be > 0"):
+        map_cells(poses, 0.0, 16)
+
+
+def test_a_built_map_round_trips_and_refuses_another_autoencoder(tmp_path, tiny_checkpoint, tiny_dataset):
+    model = WorldModel.load(tiny_checkpoint)
+    arrays = load_arrays(tiny_dataset[0])
+    smap = build_scene_map(model, arrays, cell=1.0, yaw_bins=8)
+    assert len(smap) == len(map_cells(arrays.poses, 1.0, 8)) < len(arrays.poses)
+    first = map_cells(arrays.poses, 1.0, 8)[0]
+    expect = model.encode(torch.from_numpy(arrays.frames[first:first + 1]))[0]
+    torch.testing.assert_close(smap.latents[0], expect, atol=1e-4, rtol=1e-4)   # normalised, as the denoiser reads
+    smap.save(tmp_path / "map.safetensors")
+    back = SceneMap.load(tmp_path / "map.safetensors")
+    assert torch.equal(back.latents, smap.latents) and torch.equal(back.poses, smap.poses)
+    back.check_model(model, "map")
+    with torch.no_grad():
+        next(model.autoencoder.parameters()).view(-1)[0] += 0.1
+    with pytest.raises(ValueError, match="another autoencoder"):
+        back.check_model(model, "map")
+    with pytest.raises(FileNotFoundError, match="memworld build-map"):
+        SceneMap.load(tmp_path / "none.safetensors")
+    with pytest.raises(ValueError, match="not a scene map"):
+        SceneMap.load(tiny_checkpoint)
+
+
+def _map(n: int = 40, seed: int = 0) -> SceneMap:
+    g = torch.Generator().manual_seed(seed)
+    poses = torch.cat([torch.rand(n, 2, generator=g) * 10 - 5, torch.rand(n, 1, generator=g) * 6 - 3], 1)
+    return SceneMap(torch.randn(n, 4, 16, 16, generator=g), poses, "x")
+
+
+def test_the_memory_reads_the_map_entry_at_the_query_pose_when_the_episode_has_none():
+    smap = _map()
+    mem = DreamMemory("fov", 2, (4, 16, 16), m=4, capacity=32, exclude_recent=2, bounds=(-7, 7, -7, 7),
+                      scene_map=smap, map_candidates=8)
+    q = smap.poses[[5, 17]]
+    read = mem.read(torch.tensor([10, 10]), q, torch.zeros(2, 4, 16, 16))
+    assert read.mask.any(1).all() and (read.indices == -1).all()          # map picks are no bank slot
+    d = read.rel_pose[..., :2].pow(2).sum(-1) + 2 * (1 - read.rel_pose[..., 2].cos())
+    d = d.masked_fill(~read.mask, float("inf"))
+    j = d.argmin(1)
+    assert torch.allclose(d[torch.arange(2), j], torch.zeros(2), atol=1e-6)
+    torch.testing.assert_close(read.latents[torch.arange(2), j], smap.latents[[5, 17]])
+    # without the map the same empty memory has nothing to read
+    bare = DreamMemory("fov", 2, (4, 16, 16), m=4, capacity=32, exclude_recent=2, bounds=(-7, 7, -7, 7))
+    assert not bare.read(torch.tensor([10, 10]), q, torch.zeros(2, 4, 16, 16)).mask.any()
+
+
+def test_the_episodes_own_view_wins_over_a_map_view_of_the_same_place():
+    smap = _map()
+    mem = DreamMemory("fov", 1, (4, 16, 16), m=1, capacity=32, exclude_recent=2, bounds=(-7, 7, -7, 7),
+                      scene_map=smap)
+    q = smap.poses[[3]]
+    mem.write(torch.ones(1, 4, 16, 16), q, torch.tensor([1]))
+    read = mem.read(torch.tensor([10]), q, torch.zeros(1, 4, 16, 16))
+    assert read.indices[0, 0] == 0 and torch.equal(read.latents[0, 0], torch.ones(4, 16, 16))
+
+
+def test_a_map_needs_a_memory_that_reads_it():
+    for kind in ("none", "stateful"):
+        with pytest.raises(ValueError, match="scene map"):
+            DreamMemory(kind, 1, (4, 16, 16), m=4, capacity=8, exclude_recent=2, bounds=(-7, 7, -7, 7),
+                        scene_map=_map())
