@@ -9,12 +9,8 @@ from dataclasses import dataclass
 import torch
 
 from memory import MEMORY_KINDS, MemoryBank, StatefulGridMemory, relative_pose, retrieve, view_visibility
-from envs.scene_map import SceneMap
+from envs.scene_map import MAP_STEP, SceneMap
 from worldmodels.unet import nearest_pose
-
-#: the step a scene-map entry counts as stored at: long before the episode, so that among views that cover
-#: the query alike the fov retriever's age penalty prefers the episode's own
-MAP_STEP = -1000
 
 
 @dataclass

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from envs.scene_map import MAP_STEP, pose_distance
 from memory.geometry import relative_pose
 from memory.retrievers import retrieve
 
@@ -24,16 +25,31 @@ class MemorySamplerConfig:
     window: int = 256
     kinds: dict[str, float] = field(default_factory=lambda: {"fov": 0.6, "none": 0.2, "embedding": 0.1,
                                                              "recency": 0.1})
+    # scene map (envs/scene_map.py): in this share of batches the candidates also hold the map_candidates
+    # map entries nearest the target pose, from other episodes only, as the dream's map holds other episodes'
+    map_share: float = 0.0
+    map_candidates: int = 16
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.map_share <= 1.0 or self.map_candidates < 1:
+            raise ValueError(f"map_share is a share in [0, 1] and map_candidates >= 1, got {self.map_share} "
+                             f"and {self.map_candidates}")
 
 
 class EpisodeMemorySampler:
     """``(targets (B,), latents (N, C, H, W), poses (N, 3), episode_starts (B,), rng) -> (mem, rel_pose, mask)``."""
 
-    def __init__(self, cfg: MemorySamplerConfig, context: int):
+    def __init__(self, cfg: MemorySamplerConfig, context: int, map_index: np.ndarray | None = None,
+                 map_episode_start: np.ndarray | None = None):
+        """``map_index (P,)``: the frames (global indices) a scene map holds, ``map_episode_start (P,)`` the first
+        frame of each one's episode; needed when ``cfg.map_share > 0``."""
         self.cfg, self.context = cfg, context
         self.kinds = list(cfg.kinds)
         p = np.array([cfg.kinds[k] for k in self.kinds], dtype=np.float64)
         self.p = p / p.sum()
+        if cfg.map_share > 0 and (map_index is None or map_episode_start is None or len(map_index) == 0):
+            raise ValueError("map_share > 0 needs the scene map's frames (map_index, map_episode_start)")
+        self.map_index, self.map_episode_start = map_index, map_episode_start
 
     def __call__(self, targets: np.ndarray, latents: torch.Tensor, poses: torch.Tensor, ep_starts: np.ndarray,
                  rng: np.random.Generator):
@@ -42,6 +58,13 @@ class EpisodeMemorySampler:
         cand = targets[:, None] - self.context - 1 - np.arange(w)[None]          # (B, W), newest first
         valid = cand >= ep_starts[:, None]
         cand_c = np.maximum(cand, 0)
+        steps = cand_c - ep_starts[:, None]
+        if self.cfg.map_share > 0 and kind != "none" and rng.random() < self.cfg.map_share:
+            extra = self._map_candidates(targets, poses, ep_starts)
+            cand_c = np.concatenate([cand_c, extra], 1)
+            valid = np.concatenate([valid, np.ones_like(extra, dtype=bool)], 1)
+            steps = np.concatenate([steps, np.full_like(extra, MAP_STEP)], 1)
+            w = cand_c.shape[1]
         mem_shape = (b, m, *latents.shape[1:])
         if kind == "none" or not valid.any():
             d = latents.device
@@ -55,9 +78,18 @@ class EpisodeMemorySampler:
         bank_lat = latents[cand_t] if kind == "embedding" else latents.new_zeros(b, w, 1, 1, 1)
         r = retrieve(kind, now=torch.from_numpy(targets - ep_starts).to(dev), query_pose=query_pose,
                      query_latent=latents[torch.from_numpy(targets - 1).to(dev)], latents=bank_lat, poses=bank_poses,
-                     steps=torch.from_numpy(cand_c - ep_starts[:, None]).to(dev), valid=torch.from_numpy(valid).to(dev),
-                     m=m)
+                     steps=torch.from_numpy(steps).to(dev), valid=torch.from_numpy(valid).to(dev), m=m)
         picked = cand_t.gather(1, r.indices)
         mem = latents[picked] * r.mask[:, :, None, None, None]
         rel = relative_pose(poses[picked], query_pose[:, None]) * r.mask[:, :, None]
         return mem, rel, r.mask
+
+    def _map_candidates(self, targets: np.ndarray, poses: torch.Tensor, ep_starts: np.ndarray) -> np.ndarray:
+        """Global indices ``(B, map_candidates)`` of the map frames nearest each target's pose, none from its
+        own episode (whose frames the map would otherwise hand over at the very pose)."""
+        q = poses[torch.from_numpy(targets)].float()
+        mp = poses[torch.from_numpy(self.map_index)].float()
+        d = pose_distance(mp[None], q[:, None])
+        d[torch.from_numpy(self.map_episode_start[None] == ep_starts[:, None])] = float("inf")
+        k = min(self.cfg.map_candidates, len(self.map_index))
+        return self.map_index[d.topk(k, dim=1, largest=False).indices.numpy()]

@@ -27,6 +27,9 @@ from worldmodels.autoencoder import encode_raw
 from worldmodels.world_model import WorldModel
 
 FORMAT = "memworld-scene-map-1"
+#: the step a map entry counts as stored at (episodes count from 0): long before, so that among views that
+#: cover the query alike the fov retriever's age penalty prefers the episode's own
+MAP_STEP = -1000
 
 
 def pose_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from envs.dataset import load_arrays, read_metadata
 from envs.encoded_dataset import autoencoder_fingerprint, is_encoded, load_encoded, read_encoded_meta
 from envs.memory_sampler import EpisodeMemorySampler, MemorySamplerConfig
+from envs.scene_map import map_cells
 from envs.starts import StartSegments
 from experiments.runs import make_run_dir, save_config, write_results
 from worldmodels.autoencoder import AutoencoderConfig
@@ -138,8 +139,13 @@ def run_train(dcfg: DictConfig, run: Path, configs=None) -> dict:
           f"(loaded in {time.perf_counter() - t0:.0f}s)")
     mem_fn = None
     if model_cfg.denoiser.memory:
-        mem_fn = EpisodeMemorySampler(MemorySamplerConfig(model_cfg.memory_m, int(dcfg.memory.window),
-                                                          dict(dcfg.memory.kinds)), model_cfg.denoiser.context)
+        mcfg = MemorySamplerConfig(model_cfg.memory_m, int(dcfg.memory.window), dict(dcfg.memory.kinds),
+                                   float(dcfg.memory.map_share), int(dcfg.memory.map_candidates))
+        map_index = map_start = None
+        if mcfg.map_share > 0:    # the frames memworld build-map would keep from this training set
+            map_index = map_cells(train.poses, float(dcfg.memory.map_cell), int(dcfg.memory.map_yaw_bins))
+            map_start = train.starts[train.episode_of(map_index)]
+        mem_fn = EpisodeMemorySampler(mcfg, model_cfg.denoiser.context, map_index, map_start)
     writer = None
     if dcfg.tensorboard:
         from torch.utils.tensorboard import SummaryWriter

@@ -80,3 +80,44 @@ def test_a_map_needs_a_memory_that_reads_it():
         with pytest.raises(ValueError, match="scene map"):
             DreamMemory(kind, 1, (4, 16, 16), m=4, capacity=8, exclude_recent=2, bounds=(-7, 7, -7, 7),
                         scene_map=_map())
+
+
+def test_training_memory_draws_map_frames_of_other_episodes_only():
+    from envs.memory_sampler import EpisodeMemorySampler, MemorySamplerConfig
+
+    # two episodes of 8 frames; frame 6 (episode 0) and frame 14 (episode 1) share one pose
+    poses = torch.zeros(16, 3)
+    poses[:, 0] = torch.arange(16, dtype=torch.float32)
+    poses[14] = poses[6]
+    latents = torch.arange(16, dtype=torch.float32)[:, None, None, None].expand(16, 4, 16, 16).clone()
+    starts = np.array([0, 8])
+    cfg = MemorySamplerConfig(m=4, window=4, kinds={"fov": 1.0}, map_share=1.0, map_candidates=4)
+    sampler = EpisodeMemorySampler(cfg, context=2, map_index=np.arange(16), map_episode_start=np.repeat(starts, 8))
+    targets = np.array([6])                      # context 4, 5; its episode's candidates 0 .. 3
+    mem, rel, mask = sampler(targets, latents, poses, starts[[0]], np.random.default_rng(0))
+    got = {int(v) for v in mem[0, mask[0], 0, 0, 0]}
+    # the other episode's view of the very place; never the target itself or its context through the map
+    assert 14 in got and not got & {4, 5, 6, 7}
+    at_zero = rel[0, :, :2].abs().sum(-1) < 1e-6
+    assert (mem[0, at_zero & mask[0], 0, 0, 0] == 14).all()
+    with pytest.raises(ValueError, match="map_share"):
+        EpisodeMemorySampler(cfg, context=2)
+    with pytest.raises(ValueError, match="map_share"):
+        MemorySamplerConfig(map_share=1.5)
+
+
+def test_the_dream_reads_a_map_of_its_own_autoencoder_only(tmp_path, tiny_checkpoint, tiny_dataset):
+    from envs.dream import DreamEnv
+
+    model = WorldModel.load(tiny_checkpoint)
+    build_scene_map(model, load_arrays(tiny_dataset[0]), cell=1.0, yaw_bins=8).save(tmp_path / "map.safetensors")
+    env = DreamEnv(checkpoint=str(tiny_checkpoint), memory="fov", scene_map=str(tmp_path / "map.safetensors"))
+    env.reset(seed=0)
+    assert env.step(2)[0].shape == (64, 64, 3)
+    with pytest.raises(ValueError, match="needs a memory kind"):
+        DreamEnv(checkpoint=str(tiny_checkpoint), memory="none", scene_map=str(tmp_path / "map.safetensors"))
+    other = SceneMap.load(tmp_path / "map.safetensors")
+    other.autoencoder = "another"
+    other.save(tmp_path / "other.safetensors")
+    with pytest.raises(ValueError, match="another autoencoder"):
+        DreamEnv(checkpoint=str(tiny_checkpoint), memory="fov", scene_map=str(tmp_path / "other.safetensors"))
