@@ -40,6 +40,7 @@ class DreamConfig:
     reuse_tol: float = 0.0
     # recorded views of the scene by pose (memworld build-map) read beside the episode's memory; none by default
     scene_map: str | None = None
+    map_candidates: int = 16               # the map's entries nearest the pose that join the retriever's candidates
     sampler: str | None = None             # default: the checkpoint's
     sampler_steps: int | None = None
     max_episode_steps: int = 300
@@ -60,6 +61,8 @@ class DreamConfig:
         check_precision(self.precision)
         if self.reuse_tol < 0:
             raise ValueError(f"reuse_tol must be >= 0, got {self.reuse_tol}")
+        if self.map_candidates < 1:
+            raise ValueError(f"map_candidates must be >= 1, got {self.map_candidates}")
         if self.starts_count < 1:
             raise ValueError(f"starts_count must be >= 1, got {self.starts_count}")
         if self.max_episode_steps < 1:
@@ -116,13 +119,16 @@ class DreamCore:
         use_memory = cfg.memory != "none" and mcfg.denoiser.memory
         scene_map = None
         if cfg.scene_map:
+            if cfg.memory == "none":
+                raise ValueError("scene_map needs a memory kind that reads it (recency, fov, embedding), not 'none'")
             if not use_memory:
-                raise ValueError(f"scene_map needs a memory kind that reads it (recency, fov, embedding), not {cfg.memory!r}")
+                raise ValueError(f"scene_map: the checkpoint {ckpt} has no memory pathway to read it with")
             scene_map = SceneMap.load(cfg.scene_map)
             scene_map.check_model(model, cfg.scene_map)
             scene_map = scene_map.to(self.device)
         self.memory = DreamMemory(cfg.memory if use_memory else "none", n_worlds, latent_shape, mcfg.memory_m,
-                                  cfg.memory_capacity, self.k, bounds, self.device, scene_map=scene_map)
+                                  cfg.memory_capacity, self.k, bounds, self.device, scene_map=scene_map,
+                                  map_candidates=cfg.map_candidates)
         self.task = Task(cfg.task, n_worlds, cfg.source, cfg.max_episode_steps, device=self.device)
         self.ctx = torch.zeros(n_worlds, self.k, *latent_shape, device=self.device)
         self.ctx_actions = torch.zeros(n_worlds, self.k, dtype=torch.long, device=self.device)

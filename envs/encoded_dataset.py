@@ -42,9 +42,11 @@ class EncodedDataset:
 
 
 def autoencoder_fingerprint(model: WorldModel) -> str:
-    """Hex digest of the autoencoder's weights: equal exactly when two models encode alike."""
+    """Hex digest of the encoder's weights and the latent statistics: equal exactly when two models encode
+    and normalise alike (a new decoder, from train-decoder, keeps it)."""
     h = hashlib.sha256()
-    for k, v in sorted(model.autoencoder.state_dict().items()):
+    state = {**model.autoencoder.encoder.state_dict(), "latent_mean": model.latent_mean, "latent_std": model.latent_std}
+    for k, v in sorted(state.items()):
         h.update(k.encode())
         h.update(v.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:20]
@@ -88,9 +90,12 @@ def save_encoded(path: str | Path, arrays: FrameArrays, latents: torch.Tensor, m
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
-    save_file(tensors, str(tmp), metadata={"format": FORMAT, "n_actions": str(arrays.n_actions),
-                                            "meta": json.dumps({**meta, "dtype": dtype, "rms_error": rms})})
-    os.replace(tmp, path)
+    try:
+        save_file(tensors, str(tmp), metadata={"format": FORMAT, "n_actions": str(arrays.n_actions),
+                                                "meta": json.dumps({**meta, "dtype": dtype, "rms_error": rms})})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return {"bytes": float(path.stat().st_size), "rms_error": rms}
 
 
@@ -117,7 +122,8 @@ def load_encoded(path: str | Path) -> EncodedDataset:
             t = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError) as e:
         raise DatasetError(f"{path} is not a readable encoded dataset: {e}") from e
-    missing = [k for k in ("latents", *_ARRAYS) if k not in t]
+    need = ("latents", *_ARRAYS, *(("latent_lo", "latent_scale") if meta.get("dtype") == "uint8" else ()))
+    missing = [k for k in need if k not in t]
     if missing:
         raise DatasetError(f"{path} lacks {', '.join(missing)}")
     z = torch.from_numpy(t["latents"])

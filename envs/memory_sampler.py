@@ -60,9 +60,9 @@ class EpisodeMemorySampler:
         cand_c = np.maximum(cand, 0)
         steps = cand_c - ep_starts[:, None]
         if self.cfg.map_share > 0 and kind != "none" and rng.random() < self.cfg.map_share:
-            extra = self._map_candidates(targets, poses, ep_starts)
+            extra, ok = self._map_candidates(targets, poses, ep_starts)
             cand_c = np.concatenate([cand_c, extra], 1)
-            valid = np.concatenate([valid, np.ones_like(extra, dtype=bool)], 1)
+            valid = np.concatenate([valid, ok], 1)
             steps = np.concatenate([steps, np.full_like(extra, MAP_STEP)], 1)
             w = cand_c.shape[1]
         mem_shape = (b, m, *latents.shape[1:])
@@ -84,12 +84,14 @@ class EpisodeMemorySampler:
         rel = relative_pose(poses[picked], query_pose[:, None]) * r.mask[:, :, None]
         return mem, rel, r.mask
 
-    def _map_candidates(self, targets: np.ndarray, poses: torch.Tensor, ep_starts: np.ndarray) -> np.ndarray:
-        """Global indices ``(B, map_candidates)`` of the map frames nearest each target's pose, none from its
-        own episode (whose frames the map would otherwise hand over at the very pose)."""
+    def _map_candidates(self, targets: np.ndarray, poses: torch.Tensor,
+                        ep_starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Global indices ``(B, map_candidates)`` of the map frames nearest each target's pose and which are
+        eligible: none from its own episode (whose frames the map would otherwise hand over at the very pose)."""
         q = poses[torch.from_numpy(targets)].float()
         mp = poses[torch.from_numpy(self.map_index)].float()
         d = pose_distance(mp[None], q[:, None])
         d[torch.from_numpy(self.map_episode_start[None] == ep_starts[:, None])] = float("inf")
         k = min(self.cfg.map_candidates, len(self.map_index))
-        return self.map_index[d.topk(k, dim=1, largest=False).indices.numpy()]
+        val, idx = d.topk(k, dim=1, largest=False)
+        return self.map_index[idx.numpy()], torch.isfinite(val).numpy()

@@ -1,9 +1,9 @@
 """A scene map: recorded views of the scene by pose, read by the dream's memory beside the episode's own.
 
 MemoryRooms' layout is the same in every episode, so its view is a function of the pose, and the frames of
-recorded play already show most of it: the nearest-pose training frame predicts a held-out frame at
-27.5 dB with no context at all (docs/results.md), while the dream draws places it has not seen in the
-episode at about 20.6 dB. The map keeps one encoded training frame per (x, y cell, heading bin); a read
+recorded play already show most of it: with no context at all, the nearest-pose training frame predicts
+a held-out frame better than the dream draws a place it has not seen in the episode (figures in
+docs/results.md, "a scene map"). The map keeps one encoded training frame per (x, y cell, heading bin); a read
 adds the entries nearest the query pose to the memory's candidates, and the retriever picks among all.
 
 File: safetensors with ``latents (P, C, h, w)`` (normalised, as the denoiser reads them), ``poses (P, 3)``
@@ -66,9 +66,12 @@ class SceneMap:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".part")
-        save_file({"latents": self.latents.contiguous(), "poses": self.poses.contiguous()}, str(tmp),
-                  metadata={"format": FORMAT, "autoencoder": self.autoencoder})
-        os.replace(tmp, path)
+        try:
+            save_file({"latents": self.latents.contiguous(), "poses": self.poses.contiguous()}, str(tmp),
+                      metadata={"format": FORMAT, "autoencoder": self.autoencoder})
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path: str | Path) -> SceneMap:

@@ -1,7 +1,7 @@
 """``memworld build-map``: a scene map from recorded play, for ``DreamConfig.scene_map`` (``envs/scene_map.py``).
 
 Writes the map and results.json: entries, bytes, and how well the nearest-pose map frame alone predicts the
-held-out frames of ``data/memoryrooms-heldout-16`` (PSNR, no context, no model: the map's own reach).
+held-out frames of ``heldout`` (PSNR, no context, no model: the map's own reach).
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from envs.scene_map import build_scene_map, pose_distance
 from experiments.runs import make_run_dir, save_config, write_results
 from worldmodels.metrics import psnr
 from worldmodels.world_model import WorldModel
-
-HELDOUT = "data/memoryrooms-heldout-16"
 
 
 def lookup_psnr(model: WorldModel, smap, frames: np.ndarray, poses: np.ndarray, n: int = 1000) -> float:
@@ -47,8 +45,8 @@ def run(cfg: DictConfig, run_dir: Path, meta: dict) -> dict:
     res = {"scene_map": str(out), "entries": len(smap), "bytes": out.stat().st_size, "cell": float(cfg.cell),
            "yaw_bins": int(cfg.yaw_bins), "from_frames": int(len(arrays.poses)), "checkpoint": str(ckpt),
            "build_seconds": time.perf_counter() - t0}
-    if Path(HELDOUT).exists():
-        held = load_arrays(HELDOUT)
+    if cfg.heldout and Path(cfg.heldout).exists():
+        held = load_arrays(cfg.heldout)
         res["lookup_psnr_heldout"] = lookup_psnr(model, smap, held.frames, held.poses)
     print(f"{len(smap)} map entries from {len(arrays.poses)} frames -> {out} ({res['bytes'] / 2**20:.1f} MiB); "
           f"nearest-pose entry vs held-out frames: {res.get('lookup_psnr_heldout', float('nan')):.2f} dB")

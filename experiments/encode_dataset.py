@@ -46,6 +46,8 @@ def run(cfg: DictConfig, run_dir: Path, meta: dict) -> dict:
 def main(cfg: DictConfig) -> None:
     if cfg.dtype not in DTYPES:
         raise ValueError(f"unknown dtype {cfg.dtype!r}: choose one of {', '.join(DTYPES)}")
+    if cfg.out and not str(cfg.out).endswith(".safetensors"):
+        raise ValueError(f"out must end in .safetensors (train-worldmodel tells an encoded file by it), got {cfg.out}")
     meta = read_metadata(cfg.dataset)
     if cfg.checkpoint and not Path(cfg.checkpoint).is_file():
         raise FileNotFoundError(f"no checkpoint at {cfg.checkpoint}")

@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from envs.dream_core import DreamConfig, DreamCore, default_checkpoint
 from envs.revisit import REVISIT_TOL, RevisitPath, run_path
+from envs.scene_map import SceneMap
 from envs.sources import make_source
 from envs.tasks import TaskConfig
 from experiments.runs import make_run_dir, save_config, write_results
@@ -335,12 +336,23 @@ def run_eval(cfg: DictConfig, run: Path) -> dict:
     return results
 
 
+def check_map_options(cfg: DictConfig) -> None:
+    """``map=[...]`` and ``scene_map=``, checked before any run folder: the kinds read a map, and the map is
+    the checkpoint's."""
+    if not cfg.map:
+        return
+    if not cfg.scene_map:
+        raise ValueError("map=[...] runs kinds with a scene map: give scene_map=<file> (memworld build-map)")
+    bad = [m for m in cfg.map if m not in ("recency", "fov", "embedding")]
+    if bad:
+        raise ValueError(f"map=[...]: only recency, fov and embedding read a scene map, not {bad}")
+    ckpt = str(cfg.checkpoint or default_checkpoint(cfg.source))
+    SceneMap.load(cfg.scene_map).check_model(WorldModel.load(ckpt, source=cfg.source), cfg.scene_map)
+
+
 @hydra.main(config_path="conf", config_name="eval_revisit", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    if cfg.map and not cfg.scene_map:
-        raise ValueError("map=[...] runs kinds with a scene map: give scene_map=<file> (memworld build-map)")
-    if cfg.scene_map and not Path(cfg.scene_map).is_file():
-        raise FileNotFoundError(f"no scene map at {cfg.scene_map}: make one with memworld build-map")
+    check_map_options(cfg)
     torch.set_num_threads(int(cfg.threads))
     run = make_run_dir("eval-revisit", cfg.runs_root)
     save_config(run, cfg)

@@ -11,7 +11,7 @@
 # Back here: cat pack.tar.* | tar xf -, then memworld bench target=worldmodel checkpoint=<each> and
 # memworld eval-revisit checkpoint=<each> cost_repeats=0 (copy checkpoints/memoryrooms.starts.npz beside each).
 # Steps are calibrated from a 150-step run of each so that both train for about BUDGET seconds.
-set -u
+set -u -o pipefail
 OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
 CAL=${CAL:-150}
 T0=$(date +%s)
@@ -34,15 +34,15 @@ train() {  # name, steps, sizes...
 }
 train calA $CAL $A & P1=$!
 train calB $CAL $B & P2=$!
-wait $P1 $P2
+wait $P1 && wait $P2 || { say "a calibration run failed (log above)"; exit 1; }
 BUDGET=${BUDGET:-330}
 steps() { python3 -c "import json; r=json.load(open('/tmp/runs/$1/results.json')); print(int($CAL/(r['train_minutes']*60)*$BUDGET))"; }
 SA=$(steps calA) && SB=$(steps calB) || { say "calibration failed"; exit 1; }
 say "calibrated steps: A $SA, B $SB for ${BUDGET}s"
 train gpuA $SA $A & P1=$!
 train gpuB $SB $B & P2=$!
-wait $P1 $P2
-say "trained"
+wait $P1; RA=$?; wait $P2; RB=$?
+say "trained: exit A $RA, B $RB"
 wait $TESTS; say "cuda tests rc $?"
 mkdir -p /tmp/pack && for r in gpuA gpuB; do
   mkdir -p /tmp/pack/$r && cp /tmp/runs/$r/world_model.safetensors* /tmp/runs/$r/results.json /tmp/pack/$r/

@@ -64,7 +64,7 @@ def log_rollout_video(writer, model, arrays, step: int, horizon: int = 16, n: in
     add_video(writer, "worldmodel/rollout_real_vs_dream", video, step)
 
 
-def write_starts(out: Path, arrays, k: int, seed: int, source_checkpoint: str | None) -> None:
+def write_starts(out: Path, arrays, k: int, seed: int, source_checkpoint: str | None, same_data: bool = True) -> None:
     """Start segments beside ``out``: cut from ``arrays``' frames, or, for latents without frames, the
     file beside ``source_checkpoint`` (the same held-out frames when it was trained on the same dataset)."""
     if arrays.frames is not None:
@@ -75,6 +75,8 @@ def write_starts(out: Path, arrays, k: int, seed: int, source_checkpoint: str | 
         print(f"no frames to cut start segments from and none beside {source_checkpoint}: "
               f"the dream of {out} needs its dataset for resets")
         return
+    if not same_data:
+        print(f"warning: start segments copied from {source_checkpoint}, which was trained on other data")
     shutil.copyfile(src, StartSegments.path_beside(out))
 
 
@@ -161,8 +163,10 @@ def run_train(dcfg: DictConfig, run: Path, configs=None) -> dict:
     out = Path(dcfg.out) if dcfg.out else run / "world_model.safetensors"
     if trainer.dist.main:
         model.save(out)
+        src = init or ae_from
         write_starts(out, heldout if heldout is not None else train, model.context, train_cfg.seed,
-                     dcfg.init or dcfg.autoencoder_from)
+                     dcfg.init or dcfg.autoencoder_from,
+                     same_data=src is None or src.meta.get("dataset") == meta.get("dataset", str(dcfg.dataset)))
     if writer is not None:
         if trainer.dist.main and arrays.frames is not None:
             log_rollout_video(writer, model, heldout if heldout is not None else train, trainer.den_step)

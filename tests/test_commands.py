@@ -53,12 +53,17 @@ def test_bad_arguments_fail_before_work(tmp_path, tiny_dataset):
         assert p.returncode != 0 and said in p.stderr + p.stdout
     assert not any(tmp_path.glob("train-worldmodel-*"))
     for bad, said in ((["map=[fov]"], "give scene_map=<file>"), (["scene_map=nowhere.safetensors", "map=[fov]"],
-                                                                  "no scene map at nowhere.safetensors")):
+                                                                  "no scene map at nowhere.safetensors"),
+                      (["scene_map=nowhere.safetensors", "map=[stateful]"], "not ['stateful']")):
         p = memworld("eval-revisit", *bad, "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
         assert p.returncode != 0 and said in p.stderr + p.stdout
     p = memworld("build-map", f"dataset={tiny_dataset[0]}", "cell=0", "runs_root=" + str(tmp_path), cwd=tmp_path,
                  check=False)
     assert p.returncode != 0 and "cell must be > 0" in p.stderr + p.stdout
+    p = memworld("encode-dataset", f"dataset={tiny_dataset[0]}", "out=enc.npz", "runs_root=" + str(tmp_path),
+                 cwd=tmp_path, check=False)
+    assert p.returncode != 0 and "must end in .safetensors" in p.stderr + p.stdout
+    assert not any(tmp_path.glob("encode-dataset-*"))
     assert not any(tmp_path.glob("eval-revisit-*")) and not any(tmp_path.glob("build-map-*"))
     p = memworld("fly", cwd=tmp_path, check=False)
     assert p.returncode == 2 and "unknown command" in p.stderr

@@ -30,12 +30,27 @@ def test_an_encoded_file_round_trips_latents_and_every_array(tmp_path, tiny_chec
     assert train.frames is None and len(train.poses) + len(held.poses) == len(z)
 
 
-def test_the_fingerprint_tells_autoencoders_apart(tiny_checkpoint):
+def test_the_fingerprint_tells_encoders_and_statistics_apart_but_not_decoders(tiny_checkpoint):
     a, b = WorldModel.load(tiny_checkpoint), WorldModel.load(tiny_checkpoint)
     assert autoencoder_fingerprint(a) == autoencoder_fingerprint(b)
     with torch.no_grad():
-        next(b.autoencoder.parameters()).view(-1)[0] += 1e-6
+        next(b.autoencoder.decoder.parameters()).view(-1)[0] += 1.0      # a new decoder encodes alike
+        assert autoencoder_fingerprint(a) == autoencoder_fingerprint(b)
+        b.latent_std[0] += 1e-3                                          # normalises otherwise
+        assert autoencoder_fingerprint(a) != autoencoder_fingerprint(b)
+        b.latent_std[0] -= 1e-3
+        next(b.autoencoder.encoder.parameters()).view(-1)[0] += 1e-6
     assert autoencoder_fingerprint(a) != autoencoder_fingerprint(b)
+
+
+def test_given_latents_need_their_autoencoder_and_one_per_frame(tmp_path, tiny_dataset):
+    from conftest import tiny_model_config
+    from worldmodels.train import TrainConfig, Trainer
+
+    arrays = load_arrays(tiny_dataset[0])
+    z = torch.zeros(len(arrays.poses), 4, 16, 16)
+    with pytest.raises(ValueError, match="pass init or autoencoder"):
+        Trainer(tiny_model_config(), TrainConfig(ae_steps=0), arrays, None, tmp_path, progress=False, latents=z)
 
 
 def test_bad_files_fail_clearly_and_a_failed_write_leaves_nothing(tmp_path, tiny_checkpoint, tiny_dataset):

@@ -100,6 +100,12 @@ def test_training_memory_draws_map_frames_of_other_episodes_only():
     assert 14 in got and not got & {4, 5, 6, 7}
     at_zero = rel[0, :, :2].abs().sum(-1) < 1e-6
     assert (mem[0, at_zero & mask[0], 0, 0, 0] == 14).all()
+    # more candidates asked for than other episodes hold: the own episode's still never come in
+    wide = MemorySamplerConfig(m=4, window=1, kinds={"fov": 1.0}, map_share=1.0, map_candidates=12)
+    sampler = EpisodeMemorySampler(wide, context=2, map_index=np.arange(16), map_episode_start=np.repeat(starts, 8))
+    for seed in range(5):
+        mem, _, mask = sampler(targets, latents, poses, starts[[0]], np.random.default_rng(seed))
+        assert not {int(v) for v in mem[0, mask[0], 0, 0, 0]} & {4, 5, 6, 7}
     with pytest.raises(ValueError, match="map_share"):
         EpisodeMemorySampler(cfg, context=2)
     with pytest.raises(ValueError, match="map_share"):

@@ -144,9 +144,10 @@ class Trainer:
             self.model.latent_std.copy_(autoencoder.latent_std)
             self.model.cfg.sigma_data = autoencoder.cfg.sigma_data
             self.ae_step, self.keep_latent_stats = cfg.ae_steps, True
-        if latents is not None and (self.ae_step < cfg.ae_steps or len(latents) != len(train.poses)):
-            raise ValueError(f"given latents need a frozen autoencoder (init or autoencoder) and one per training "
-                             f"frame: {len(latents)} latents for {len(train.poses)} frames")
+        if latents is not None and init is None and autoencoder is None and not self.state_path.exists():
+            raise ValueError("given latents need the autoencoder that encoded them: pass init or autoencoder")
+        if latents is not None and len(latents) != len(train.poses):
+            raise ValueError(f"given latents must be one per training frame: {len(latents)} for {len(train.poses)}")
 
     # --- state ------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
