@@ -37,6 +37,7 @@ class AgentConfig:
     checkpoint: str | None = None
     starts: str | None = None       # dream start segments: .npz or a dataset folder (default: beside the checkpoint)
     memory: str = "fov"
+    scene_map: str | None = None    # recorded views by pose for the dream's memory (memworld build-map)
     sampler_steps: int | None = None
     compile: bool = False           # torch.compile the dream's denoiser and decoder (~1 min once, then faster)
     precision: str = "fp32"         # the dream's fp32 | bf16 | auto (bf16: 1.2-1.5x steps/s at 64 worlds on a CPU with AMX)
@@ -55,6 +56,8 @@ class AgentConfig:
         if self.algo not in ALGOS:
             raise ValueError(f"unknown algorithm {self.algo!r}; choose one of {sorted(ALGOS)}")
         DreamConfig(precision=self.precision)   # the dream's own check, before any run folder or env exists
+        if self.scene_map and not Path(self.scene_map).is_file():
+            raise FileNotFoundError(f"no scene map at {self.scene_map}: make one with memworld build-map")
         for k in ("total_timesteps", "n_envs", "eval_episodes", "max_episode_steps"):
             if getattr(self, k) < 1:
                 raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
@@ -72,7 +75,7 @@ def make_agent(cfg: AgentConfig, venv, tb_dir: Path | None) -> BaseAlgorithm:
 def dream_venv(cfg: AgentConfig) -> VecMonitor:
     """The batched dream as an SB3 VecEnv, with episode statistics (``rollout/``)."""
     venv = DreamSB3VecEnv(num_envs=cfg.n_envs, source=cfg.source, checkpoint=cfg.checkpoint, starts=cfg.starts,
-                          memory=cfg.memory,
+                          memory=cfg.memory, scene_map=cfg.scene_map,
                           sampler_steps=cfg.sampler_steps, max_episode_steps=cfg.max_episode_steps, compile=cfg.compile,
                           precision=cfg.precision, task=cfg.task, render_memory=True, render_mode="rgb_array")
     return VecMonitor(venv)

@@ -26,7 +26,8 @@ def agent_config(cfg: DictConfig) -> AgentConfig:
     return AgentConfig(
         algo=cfg.algo.name, task=task_config(cfg),
         total_timesteps=int(cfg.total_timesteps), n_envs=int(cfg.n_envs), source=cfg.source,
-        checkpoint=cfg.checkpoint, starts=cfg.get("starts"), memory=cfg.memory, sampler_steps=cfg.sampler_steps,
+        checkpoint=cfg.checkpoint, starts=cfg.get("starts"), memory=cfg.memory, scene_map=cfg.get("scene_map"),
+        sampler_steps=cfg.sampler_steps,
         compile=bool(cfg.compile), precision=str(cfg.get("precision", "fp32")),
         max_episode_steps=int(cfg.max_episode_steps), eval_freq=int(cfg.eval_freq),
         eval_episodes=int(cfg.eval_episodes), eval_seed=int(cfg.eval_seed), video_every=int(cfg.video_every),

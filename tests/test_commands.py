@@ -60,6 +60,10 @@ def test_bad_arguments_fail_before_work(tmp_path, tiny_dataset):
     p = memworld("build-map", f"dataset={tiny_dataset[0]}", "cell=0", "runs_root=" + str(tmp_path), cwd=tmp_path,
                  check=False)
     assert p.returncode != 0 and "cell must be > 0" in p.stderr + p.stdout
+    p = memworld("train-agent", "scene_map=nowhere.safetensors", "runs_root=" + str(tmp_path), cwd=tmp_path,
+                 check=False)
+    assert p.returncode != 0 and "no scene map at nowhere.safetensors" in p.stderr + p.stdout
+    assert not any(tmp_path.glob("train-agent-*"))
     p = memworld("encode-dataset", f"dataset={tiny_dataset[0]}", "out=enc.npz", "runs_root=" + str(tmp_path),
                  cwd=tmp_path, check=False)
     assert p.returncode != 0 and "must end in .safetensors" in p.stderr + p.stdout

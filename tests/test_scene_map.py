@@ -127,3 +127,16 @@ def test_the_dream_reads_a_map_of_its_own_autoencoder_only(tmp_path, tiny_checkp
     other.save(tmp_path / "other.safetensors")
     with pytest.raises(ValueError, match="another autoencoder"):
         DreamEnv(checkpoint=str(tiny_checkpoint), memory="fov", scene_map=str(tmp_path / "other.safetensors"))
+
+
+def test_an_agents_dream_reads_the_map_it_is_given(tmp_path, tiny_checkpoint, tiny_dataset):
+    from agents.train import AgentConfig, dream_venv
+
+    model = WorldModel.load(tiny_checkpoint)
+    build_scene_map(model, load_arrays(tiny_dataset[0]), cell=1.0, yaw_bins=8).save(tmp_path / "map.safetensors")
+    venv = dream_venv(AgentConfig(n_envs=2, checkpoint=str(tiny_checkpoint), scene_map=str(tmp_path / "map.safetensors")))
+    assert venv.venv.vec.core.memory.scene_map is not None
+    venv.reset()
+    obs, *_ = venv.step(np.array([2, 2]))
+    assert obs.shape[0] == 2
+    venv.close()
