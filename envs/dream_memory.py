@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from memory import MEMORY_KINDS, MemoryBank, StatefulGridMemory, relative_pose, retrieve, view_visibility
+from memory import MEMORY_KINDS, RETRIEVERS, MemoryBank, StatefulGridMemory, relative_pose, retrieve, view_visibility
 from envs.scene_map import MAP_STEP, SceneMap
 from worldmodels.unet import nearest_pose
 
@@ -48,8 +48,8 @@ class DreamMemory:
                  scene_map: SceneMap | None = None, map_candidates: int = 16):
         if kind not in MEMORY_KINDS:
             raise ValueError(f"unknown memory kind {kind!r}; choose one of {list(MEMORY_KINDS)}")
-        if scene_map is not None and kind in ("none", "stateful"):
-            raise ValueError(f"a scene map is read by the recency, fov and embedding memories, not by {kind!r}")
+        if scene_map is not None and kind not in RETRIEVERS:
+            raise ValueError(f"a scene map is read by the {', '.join(RETRIEVERS)} memories, not by {kind!r}")
         # the map's entries nearest the query join the bank's as candidates, stored long ago (step MAP_STEP)
         self.scene_map, self.map_candidates = scene_map, map_candidates
         if m < 1 or capacity < 1:
@@ -79,38 +79,32 @@ class DreamMemory:
             return MemoryRead(None, None, None, torch.full((n, self.m), -1, dtype=torch.long))
         s = self.store
         e = self._used()
-        vis = view_visibility(query_pose, s.poses[:, :e])   # computed once: retrieval and steps_since_visit share it
+        lat, poses = s.latents[:, :e], s.poses[:, :e]
+        vis = view_visibility(query_pose, poses)   # computed once: retrieval and steps_since_visit share it
         self._overlap = (now.clone(), query_pose.clone(), vis.float().mean(-1))
         if self.kind == "stateful":
             r = s.read(now, query_pose, self.m, self.exclude_recent, vis=vis)
-        elif self.scene_map is not None:
-            return self._read_with_map(now, query_pose, query_latent, e, vis)
         else:
-            r = retrieve(self.kind, now=now, query_pose=query_pose, query_latent=query_latent,
-                         latents=s.latents[:, :e], poses=s.poses[:, :e], steps=s.steps[:, :e], valid=s.valid[:, :e],
-                         m=self.m, exclude_recent=self.exclude_recent, vis=vis)
-        lat, poses = r.gather(s.latents, s.poses)
-        rel = relative_pose(poses, query_pose[:, None]) * r.mask[..., None]
-        return MemoryRead(lat * r.mask[..., None, None, None], rel, r.mask, r.indices.masked_fill(~r.mask, -1))
-
-    def _read_with_map(self, now: torch.Tensor, query_pose: torch.Tensor, query_latent: torch.Tensor, e: int,
-                       vis: torch.Tensor) -> MemoryRead:
-        """The retriever over the bank's first ``e`` slots and the map's entries nearest each query; picks from
-        the map have index -1 (they are no bank slot)."""
-        s, n = self.store, self.n_worlds
-        map_lat, map_pose = self.scene_map.nearest(query_pose, self.map_candidates)
-        c = map_pose.shape[1]
-        lat = torch.cat([s.latents[:, :e], map_lat], 1)
-        poses = torch.cat([s.poses[:, :e], map_pose], 1)
-        steps = torch.cat([s.steps[:, :e], s.steps.new_full((n, c), MAP_STEP)], 1)
-        valid = torch.cat([s.valid[:, :e], s.valid.new_ones(n, c)], 1)
-        vis = torch.cat([vis, view_visibility(query_pose, map_pose)], 1)
-        r = retrieve(self.kind, now=now, query_pose=query_pose, query_latent=query_latent, latents=lat, poses=poses,
-                     steps=steps, valid=valid, m=self.m, exclude_recent=self.exclude_recent, vis=vis)
+            steps, valid = s.steps[:, :e], s.valid[:, :e]
+            if self.scene_map is not None:
+                lat, poses, steps, valid, vis = self._with_map(query_pose, lat, poses, steps, valid, vis)
+            r = retrieve(self.kind, now=now, query_pose=query_pose, query_latent=query_latent, latents=lat,
+                         poses=poses, steps=steps, valid=valid, m=self.m, exclude_recent=self.exclude_recent, vis=vis)
         got, got_pose = r.gather(lat, poses)
         rel = relative_pose(got_pose, query_pose[:, None]) * r.mask[..., None]
+        # a pick past the bank's first e slots is a map entry, no bank slot
         return MemoryRead(got * r.mask[..., None, None, None], rel, r.mask,
                           r.indices.masked_fill(~r.mask | (r.indices >= e), -1))
+
+    def _with_map(self, query_pose: torch.Tensor, lat: torch.Tensor, poses: torch.Tensor, steps: torch.Tensor,
+                  valid: torch.Tensor, vis: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The bank's candidates ``(N, E, ...)`` followed by the map's entries nearest each query, stored at
+        ``MAP_STEP`` and always valid: ``(latents, poses, steps, valid, vis)``."""
+        map_lat, map_pose = self.scene_map.nearest(query_pose, self.map_candidates)
+        n, c = map_pose.shape[:2]
+        return (torch.cat([lat, map_lat], 1), torch.cat([poses, map_pose], 1),
+                torch.cat([steps, steps.new_full((n, c), MAP_STEP)], 1), torch.cat([valid, valid.new_ones(n, c)], 1),
+                torch.cat([vis, view_visibility(query_pose, map_pose)], 1))
 
     def steps_since_visit(self, now: torch.Tensor, pose: torch.Tensor, min_overlap: float = 0.5) -> torch.Tensor:
         """Steps since a stored view overlapped ``pose``'s by ``min_overlap`` (outside the context); -1 if never."""

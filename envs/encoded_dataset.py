@@ -5,25 +5,21 @@ stay behind: an encoded file holds 1 or 2 bytes per latent value (1 KiB or 2 KiB
 beside the poses, actions, rewards and episode bounds. It names the autoencoder that made it by a
 fingerprint of its weights, so latents are never paired with another autoencoder by mistake.
 
-File: one safetensors file, written whole or not at all.
+File: one safetensors file (``worldmodels.checkpoint.save_tensors``: written whole or not at all).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.numpy import save_file
-
 from envs.dataset import DatasetError, FrameArrays
 from worldmodels.autoencoder import encode_raw
+from worldmodels.checkpoint import CheckpointError, load_metadata, load_tensors, save_tensors
 from worldmodels.world_model import WorldModel
 
 FORMAT = "memworld-encoded-1"
@@ -74,63 +70,54 @@ def save_encoded(path: str | Path, arrays: FrameArrays, latents: torch.Tensor, m
         raise ValueError(f"unknown dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
     if len(latents) != len(arrays.poses):
         raise ValueError(f"{len(latents)} latents for {len(arrays.poses)} frames")
-    z = latents.float().contiguous()   # safetensors writes the buffer as laid out: channels-last would scramble
-    tensors = {k: np.ascontiguousarray(getattr(arrays, k)) for k in _ARRAYS}
-    tensors["terminations"] = tensors["terminations"].astype(np.uint8)
+    z = latents.float()
+    tensors = {k: torch.from_numpy(np.asarray(getattr(arrays, k))) for k in _ARRAYS}
     if dtype == "uint8":
         lo, hi = z.amin(dim=(0, 2, 3)), z.amax(dim=(0, 2, 3))
         scale = (hi - lo).clamp_min(1e-8) / 255
         q = ((z - lo[:, None, None]) / scale[:, None, None]).round().clamp(0, 255).to(torch.uint8)
-        tensors |= {"latents": q.numpy(), "latent_lo": lo.numpy(), "latent_scale": scale.numpy()}
+        tensors |= {"latents": q, "latent_lo": lo, "latent_scale": scale}
         back = q.float() * scale[:, None, None] + lo[:, None, None]
     else:
-        tensors["latents"] = z.half().numpy()
+        tensors["latents"] = z.half()
         back = z.half().float()
     rms = float((back - z).pow(2).mean().sqrt())
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    try:
-        save_file(tensors, str(tmp), metadata={"format": FORMAT, "n_actions": str(arrays.n_actions),
-                                                "meta": json.dumps({**meta, "dtype": dtype, "rms_error": rms})})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    save_tensors(path, tensors, {**meta, "format": FORMAT, "n_actions": arrays.n_actions, "dtype": dtype,
+                                 "rms_error": rms})
     return {"bytes": float(path.stat().st_size), "rms_error": rms}
 
 
 def read_encoded_meta(path: str | Path) -> dict[str, Any]:
     """The file's own description (``n_actions``, ``source``, ``autoencoder`` fingerprint, ...), header only."""
-    path = Path(path)
-    if not path.is_file():
+    if not Path(path).is_file():
         raise DatasetError(f"no encoded dataset at {path}: make one with memworld encode-dataset")
     try:
-        with safe_open(str(path), "np") as f:
-            head = f.metadata() or {}
-    except (SafetensorError, OSError) as e:
+        meta = load_metadata(path)
+    except CheckpointError as e:
         raise DatasetError(f"{path} is not a readable encoded dataset: {e}") from e
-    if head.get("format") != FORMAT:
-        raise DatasetError(f"{path} is not an encoded dataset (format {head.get('format')!r}, want {FORMAT!r})")
-    return {**json.loads(head["meta"]), "n_actions": int(head["n_actions"])}
+    if meta.get("format") != FORMAT:
+        raise DatasetError(f"{path} is not an encoded dataset (format {meta.get('format')!r}, want {FORMAT!r})")
+    return meta
 
 
 def load_encoded(path: str | Path) -> EncodedDataset:
     """Read an encoded file written by ``save_encoded``."""
     meta = read_encoded_meta(path)
     try:
-        with safe_open(str(path), "np") as f:
-            t = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError) as e:
+        t, _ = load_tensors(path)
+    except CheckpointError as e:
         raise DatasetError(f"{path} is not a readable encoded dataset: {e}") from e
     need = ("latents", *_ARRAYS, *(("latent_lo", "latent_scale") if meta.get("dtype") == "uint8" else ()))
     missing = [k for k in need if k not in t]
     if missing:
         raise DatasetError(f"{path} lacks {', '.join(missing)}")
-    z = torch.from_numpy(t["latents"])
-    if z.dtype == torch.uint8:
-        z = z.float() * torch.from_numpy(t["latent_scale"])[:, None, None] + torch.from_numpy(t["latent_lo"])[:, None, None]
-    arrays = FrameArrays(None, t["poses"], t["actions"], t["rewards"], t["terminations"].astype(bool),
-                         t["starts"], t["lengths"], meta["n_actions"])
+    z = t["latents"].float()
+    if t["latents"].dtype == torch.uint8:
+        z = z * t["latent_scale"][:, None, None] + t["latent_lo"][:, None, None]
+    a = {k: t[k].numpy() for k in _ARRAYS}
+    arrays = FrameArrays(None, a["poses"], a["actions"], a["rewards"], a["terminations"], a["starts"], a["lengths"],
+                         int(meta["n_actions"]))
     if len(z) != len(arrays.poses) or int(arrays.lengths.sum()) != len(z):
         raise DatasetError(f"{path}: {len(z)} latents, {len(arrays.poses)} poses, episodes of {arrays.lengths.sum()} frames")
-    return EncodedDataset(arrays, z.float(), meta)
+    return EncodedDataset(arrays, z, meta)

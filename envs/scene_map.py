@@ -6,35 +6,28 @@ a held-out frame better than the dream draws a place it has not seen in the epis
 docs/results.md, "a scene map"). The map keeps one encoded training frame per (x, y cell, heading bin); a read
 adds the entries nearest the query pose to the memory's candidates, and the retriever picks among all.
 
-File: safetensors with ``latents (P, C, h, w)`` (normalised, as the denoiser reads them), ``poses (P, 3)``
-and the fingerprint of the autoencoder that encoded them.
+File: safetensors (``worldmodels.checkpoint.save_tensors``) with ``latents (P, C, h, w)`` (normalised, as
+the denoiser reads them), ``poses (P, 3)`` and the fingerprint of the autoencoder that encoded them.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
-
 from envs.dataset import FrameArrays
 from envs.encoded_dataset import autoencoder_fingerprint
+from memory import pose_distance
 from worldmodels.autoencoder import encode_raw
+from worldmodels.checkpoint import CheckpointError, load_tensors, save_tensors
 from worldmodels.world_model import WorldModel
 
 FORMAT = "memworld-scene-map-1"
 #: the step a map entry counts as stored at (episodes count from 0): long before, so that among views that
 #: cover the query alike the fov retriever's age penalty prefers the episode's own
 MAP_STEP = -1000
-
-
-def pose_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Squared pose distance ``dx^2 + dy^2 + 2 (1 - cos dyaw)`` of poses ``(..., 3)``, broadcast."""
-    return (a[..., :2] - b[..., :2]).pow(2).sum(-1) + 2 * (1 - torch.cos(a[..., 2] - b[..., 2]))
 
 
 @dataclass
@@ -63,29 +56,20 @@ class SceneMap:
                              f"build one for it with memworld build-map checkpoint=<its checkpoint>")
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".part")
-        try:
-            save_file({"latents": self.latents.contiguous(), "poses": self.poses.contiguous()}, str(tmp),
-                      metadata={"format": FORMAT, "autoencoder": self.autoencoder})
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        save_tensors(path, {"latents": self.latents, "poses": self.poses},
+                     {"format": FORMAT, "autoencoder": self.autoencoder})
 
     @classmethod
     def load(cls, path: str | Path) -> SceneMap:
-        path = Path(path)
-        if not path.is_file():
+        if not Path(path).is_file():
             raise FileNotFoundError(f"no scene map at {path}: make one with memworld build-map")
         try:
-            with safe_open(str(path), "pt") as f:
-                head = f.metadata() or {}
-                if head.get("format") != FORMAT:
-                    raise ValueError(f"{path} is not a scene map (format {head.get('format')!r}, want {FORMAT!r})")
-                return cls(f.get_tensor("latents").float(), f.get_tensor("poses").float(), head["autoencoder"])
-        except (SafetensorError, OSError, KeyError) as e:
+            t, meta = load_tensors(path)
+        except CheckpointError as e:
             raise ValueError(f"{path} is not a readable scene map: {e}") from e
+        if meta.get("format") != FORMAT or not {"latents", "poses"} <= set(t):
+            raise ValueError(f"{path} is not a scene map (format {meta.get('format')!r}, want {FORMAT!r})")
+        return cls(t["latents"].float(), t["poses"].float(), meta["autoencoder"])
 
 
 def map_cells(poses: np.ndarray, cell: float, yaw_bins: int) -> np.ndarray:

@@ -16,8 +16,9 @@ from omegaconf import DictConfig
 
 from envs.dataset import load_arrays, read_metadata
 from envs.dream_core import default_checkpoint
-from envs.scene_map import build_scene_map, pose_distance
+from envs.scene_map import build_scene_map
 from experiments.runs import make_run_dir, save_config, write_results
+from memory import pose_distance
 from worldmodels.metrics import psnr
 from worldmodels.world_model import WorldModel
 

@@ -23,7 +23,7 @@ from envs.scene_map import SceneMap
 from envs.sources import make_source
 from envs.tasks import TaskConfig
 from experiments.runs import make_run_dir, save_config, write_results
-from memory import MEMORY_KINDS
+from memory import MEMORY_KINDS, RETRIEVERS
 from worldmodels.heads import pose_change, stalled
 from worldmodels.metrics import psnr, psnr_per_frame, ssim
 from worldmodels.unet import nearest_pose
@@ -343,9 +343,9 @@ def check_map_options(cfg: DictConfig) -> None:
         return
     if not cfg.scene_map:
         raise ValueError("map=[...] runs kinds with a scene map: give scene_map=<file> (memworld build-map)")
-    bad = [m for m in cfg.map if m not in ("recency", "fov", "embedding")]
+    bad = [m for m in cfg.map if m not in RETRIEVERS]
     if bad:
-        raise ValueError(f"map=[...]: only recency, fov and embedding read a scene map, not {bad}")
+        raise ValueError(f"map=[...]: only {', '.join(RETRIEVERS)} read a scene map, not {bad}")
     ckpt = str(cfg.checkpoint or default_checkpoint(cfg.source))
     SceneMap.load(cfg.scene_map).check_model(WorldModel.load(ckpt, source=cfg.source), cfg.scene_map)
 

@@ -1,7 +1,7 @@
 """Spatial memory: pose geometry, memory banks, retrievers, stateful memory (torch only)."""
 
 from memory.bank import MemoryBank
-from memory.geometry import compose, fov_overlap, relative_pose, wrap_angle
+from memory.geometry import compose, fov_overlap, pose_distance, relative_pose, wrap_angle
 from memory.retrievers import RETRIEVERS, Retrieved, retrieve, view_visibility
 from memory.stateful import StatefulGridMemory
 
@@ -15,6 +15,7 @@ __all__ = [
            "StatefulGridMemory",
            "compose",
            "fov_overlap",
+           "pose_distance",
            "relative_pose",
            "retrieve",
            "view_visibility",

@@ -32,6 +32,12 @@ def relative_pose(other: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return torch.stack([c * dx + s * dy, -s * dx + c * dy, wrap_angle(other[..., 2] - ref[..., 2])], -1)
 
 
+def pose_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Squared pose distance ``dx^2 + dy^2 + 2 (1 - cos dyaw)`` of poses ``(..., 3)``, broadcast (the measure
+    ``worldmodels.unet.nearest_pose`` applies to relative poses)."""
+    return (a[..., :2] - b[..., :2]).pow(2).sum(-1) + 2 * (1 - torch.cos(a[..., 2] - b[..., 2]))
+
+
 def view_points(n_angles: int = 8, n_depths: int = 4, fov: float = math.radians(60),
                 view_range: float = 6.0) -> torch.Tensor:
     """Fixed points ``(P, 2)`` spread over a view wedge, in the agent frame (forward, left)."""

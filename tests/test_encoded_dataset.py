@@ -53,7 +53,7 @@ def test_given_latents_need_their_autoencoder_and_one_per_frame(tmp_path, tiny_d
         Trainer(tiny_model_config(), TrainConfig(ae_steps=0), arrays, None, tmp_path, progress=False, latents=z)
 
 
-def test_bad_files_fail_clearly_and_a_failed_write_leaves_nothing(tmp_path, tiny_checkpoint, tiny_dataset):
+def test_bad_files_fail_clearly_and_a_refused_write_leaves_nothing(tmp_path, tiny_checkpoint, tiny_dataset):
     with pytest.raises(DatasetError, match="no encoded dataset"):
         load_encoded(tmp_path / "missing.safetensors")
     (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")

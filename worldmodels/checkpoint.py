@@ -42,6 +42,20 @@ def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: d
     atomic_write_bytes(path, save(flat, metadata={"memworld": json.dumps(metadata)}))
 
 
+def load_metadata(path: str | Path) -> dict[str, Any]:
+    """The JSON metadata of a file written by ``save_tensors``, read from its header alone."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return json.loads((f.metadata() or {}).get("memworld", "{}"))
+    except Exception as exc:  # safetensors raises SafetensorError, OSError, ... on damage
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a safetensors file: {exc}") from exc
+
+
 def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Load a safetensors file written by ``save_tensors``; ``CheckpointError`` if unreadable."""
     from safetensors import safe_open
