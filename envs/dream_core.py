@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from envs.dream_memory import DreamMemory, reuse_stored_view
+from envs.dream_memory import DreamMemory, reuse_stored_view, turnable_views
 from envs.scene_map import SceneMap
 from envs.starts import StartSegments
 from envs.tasks import Task, TaskConfig
 from memory.geometry import compose
+from memory.reprojection import lay_turned_views
 from worldmodels.inference import inference_copy
 from worldmodels.precision import check_precision, uses_bf16
 from worldmodels.sampling import get_sampler, get_sigmas_karras
@@ -38,6 +39,10 @@ class DreamConfig:
     # a memory frame stored at (nearly) the new pose is reused as the new frame (static scenes only):
     # squared pose distance below this (0.001: ~0.03 units and rad); 0 turns it off (the default)
     reuse_tol: float = 0.0
+    # a memory frame stored within this many units of the new place under another heading (at most turn_max_yaw
+    # away) is turned to the new heading and painted over the sample where it sees (static scenes only); 0: off
+    turn_tol: float = 0.0
+    turn_max_yaw: float = 0.8
     # recorded views of the scene by pose (memworld build-map) read beside the episode's memory; none by default
     scene_map: str | None = None
     map_candidates: int = 16               # the map's entries nearest the pose that join the retriever's candidates
@@ -61,6 +66,9 @@ class DreamConfig:
         check_precision(self.precision)
         if self.reuse_tol < 0:
             raise ValueError(f"reuse_tol must be >= 0, got {self.reuse_tol}")
+        if self.turn_tol < 0 or not 0 < self.turn_max_yaw < 1.5:
+            raise ValueError(f"turn_tol must be >= 0 and turn_max_yaw in (0, 1.5) rad, got {self.turn_tol}, "
+                             f"{self.turn_max_yaw}")
         if self.map_candidates < 1:
             raise ValueError(f"map_candidates must be >= 1, got {self.map_candidates}")
         if self.starts_count < 1:
@@ -137,6 +145,10 @@ class DreamCore:
         self.frames = torch.zeros(n_worlds, 64, 64, 3, dtype=torch.uint8)
         self.generators = [torch.Generator(device=self.device) for _ in range(n_worlds)]
         self.last_read = torch.full((n_worlds, mcfg.memory_m), -1, dtype=torch.long)
+        # turning stored views works on pixels: each slot's decoded frame is kept beside its latent, so that a
+        # turn costs one encode and no decode (12 KiB a slot; only when turn_tol > 0)
+        self.slot_frames = torch.zeros(n_worlds, self.memory.capacity if cfg.turn_tol > 0 else 0, 64, 64, 3,
+                                       dtype=torch.uint8, device=self.device)
 
     @torch.no_grad()
     def reset_worlds(self, worlds: list[int], seeds: list[int], contexts: list[dict | None]) -> None:
@@ -169,7 +181,10 @@ class DreamCore:
             lat[w] = self.ctx[w, j]
             pz = self.pose.clone()
             pz[w] = poses[:, j].to(self.device)
-            self.memory.write(lat, pz, torch.full((self.n,), j - self.k + 1, device=self.device), mask.to(self.device))
+            slot = self.memory.write(lat, pz, torch.full((self.n,), j - self.k + 1, device=self.device), mask.to(self.device))
+            if self.slot_frames.shape[1] and len(w):
+                with self._autocast():
+                    self.slot_frames[w, slot[w]] = self.model.decode(lat[w])
         self.task.reset(mask, self.pose)
         for i, s in zip(worlds, seeds):
             self.generators[i].manual_seed(int(s))
@@ -198,20 +213,53 @@ class DreamCore:
         noise = torch.stack([torch.randn(last.shape[1:], generator=g, device=self.device) for g in self.generators])
         with self._autocast():
             z = self._sample(noise, read).float()
+        reused = torch.zeros(self.n, dtype=torch.bool, device=self.device)
         if self.cfg.reuse_tol > 0:
-            z, _ = reuse_stored_view(z, read, self.cfg.reuse_tol)
+            z, reused = reuse_stored_view(z, read, self.cfg.reuse_tol)
         z = torch.where(blocked[:, None, None, None], last, z)     # a blocked move shows the same view, as in the real env
+        with self._autocast():
+            drawn = self.model.decode(z)
+        if self.cfg.turn_tol > 0:
+            z, drawn = self._turn_stored_views(z, drawn, read, reused | blocked)
         reward_h, done_logit = heads.reward_done(last, a, z)
         reward, terminated = self.task.step(new_pose, now, reward_h, done_logit > DONE_THRESHOLD)
-        with self._autocast():
-            self.frames = self.task.observe(self.model.decode(z).cpu())
-        self.memory.write(z, new_pose, now)
+        self.frames = self.task.observe(drawn.cpu())
+        slot = self.memory.write(z, new_pose, now)
+        if self.slot_frames.shape[1]:
+            self.slot_frames[torch.arange(self.n, device=self.device), slot] = drawn
         self.ctx = torch.cat([self.ctx[:, 1:], z[:, None]], 1)
         self.pose, self.t = new_pose, now
         self.last_read = read.indices.cpu()
         truncated = (now >= self.cfg.max_episode_steps) & ~terminated
         return {"frames": self.frames, "reward": reward.cpu(), "terminated": terminated.cpu(),
                 "truncated": truncated.cpu(), "pose": new_pose.cpu(), "memory_indices": read.indices.cpu()}
+
+    def _turn_stored_views(self, z: torch.Tensor, drawn: torch.Tensor, read,
+                           skip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``z (N, C, H, W)`` and its decoded ``drawn (N, 64, 64, 3)`` with, in each world not in ``skip`` whose
+        read holds a view of this place under another heading, that view turned to the new heading and painted
+        over the drawing; the latent of such a world is the painted frame encoded."""
+        use, order = turnable_views(read, self.cfg.turn_tol, self.cfg.turn_max_yaw)
+        worlds = (use.any(1) & ~skip).nonzero()[:, 0]
+        if len(worlds) == 0:
+            return z, drawn
+        ar = torch.arange(len(worlds), device=self.device)[:, None]
+        o = order[worlds]
+        idx, rel, use = read.indices[worlds][ar, o].to(self.device), read.rel_pose[worlds][ar, o], use[worlds][ar, o]
+        views = self.slot_frames[worlds[:, None], idx.clamp(min=0)].clone()
+        from_map = use & (idx < 0)                 # a scene map's entry has no slot: decoded here
+        if from_map.any():
+            with self._autocast():
+                views[from_map] = self.model.decode(read.latents[worlds][ar, o][from_map])
+        # relative pose: the stored yaw minus the query's, so the turn from stored to now is its negative
+        frames, _ = lay_turned_views(drawn[worlds].permute(0, 3, 1, 2).float(), views.permute(0, 1, 4, 2, 3).float(),
+                                     -rel[..., 2], use)
+        frames = frames.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+        z, drawn = z.clone(), drawn.clone()
+        with self._autocast():
+            z[worlds] = self.model.encode(frames).to(z.dtype)
+        drawn[worlds] = frames
+        return z, drawn
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)

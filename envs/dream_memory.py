@@ -40,6 +40,19 @@ def reuse_stored_view(z: torch.Tensor, read: MemoryRead, tol: float) -> tuple[to
     return torch.where(hit[:, None, None, None], stored, z), hit
 
 
+def turnable_views(read: MemoryRead, pos_tol: float, max_yaw: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which read entries ``(N, M)`` were stored within ``pos_tol`` units of the query's place under a heading
+    at most ``max_yaw`` rad away, so that turning them (``memory.reprojection``) gives the view now; and their
+    order, best first ``(N, M)`` (smallest turn, then nearest place). No read or ``pos_tol <= 0``: none."""
+    if read.latents is None or pos_tol <= 0:
+        n = read.indices.shape[0]
+        return torch.zeros(n, read.indices.shape[1], dtype=torch.bool), torch.zeros(n, read.indices.shape[1], dtype=torch.long)
+    dist, turn = read.rel_pose[..., :2].norm(dim=-1), read.rel_pose[..., 2].abs()
+    use = read.mask & (dist < pos_tol) & (turn <= max_yaw)
+    order = (turn + dist + (~use).float() * 1e3).argsort(1)
+    return use, order
+
+
 class DreamMemory:
     """Memory of ``n_worlds`` dream worlds; ``exclude_recent`` skips frames still in the context."""
 
@@ -70,8 +83,16 @@ class DreamMemory:
         return max(1, self.store.used()) if self.kind != "stateful" else self.store.capacity
 
     def write(self, latents: torch.Tensor, poses: torch.Tensor, steps: torch.Tensor,
-              mask: torch.Tensor | None = None) -> None:
-        self.store.write(latents, poses, steps, mask)
+              mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Store the entries of the worlds in ``mask``; returns the slot written in each world ``(N,)`` (-1: none)."""
+        if self.kind == "none":
+            return torch.full((self.n_worlds,), -1, dtype=torch.long, device=latents.device)
+        return self.store.write(latents, poses, steps, mask)
+
+    @property
+    def capacity(self) -> int:
+        """Slots per world (0 for ``none``)."""
+        return 0 if self.kind == "none" else self.store.capacity
 
     def read(self, now: torch.Tensor, query_pose: torch.Tensor, query_latent: torch.Tensor) -> MemoryRead:
         n = self.n_worlds

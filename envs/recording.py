@@ -62,6 +62,7 @@ class DreamRecorder(gym.Wrapper):
         meta = {"source": cfg.source, "policy": "dream recording", "dream": True,
                 "checkpoint": str(cfg.checkpoint), "starts": str(cfg.starts) if cfg.starts else None,
                 "starts_count": cfg.starts_count, "precision": "bf16" if core.bf16 else "fp32", "reuse_tol": cfg.reuse_tol,
+                "turn_tol": cfg.turn_tol, "turn_max_yaw": cfg.turn_max_yaw,
                 "memory": cfg.memory, "memory_capacity": cfg.memory_capacity, "sampler": core.sampler.name,
                 "sampler_steps": core.sampler.steps, "max_episode_steps": cfg.max_episode_steps,
                 "task": {"name": cfg.task.name, "goal": cfg.task.goal, "radius": cfg.task.radius,
@@ -84,6 +85,7 @@ def replay(path: str | Path, episode: int = 0) -> np.ndarray:
     env = DreamEnv(source=meta["source"], checkpoint=meta["checkpoint"], starts=meta["starts"],
                    starts_count=meta.get("starts_count", DreamConfig.starts_count),
                    precision=meta.get("precision", "fp32"), reuse_tol=meta.get("reuse_tol", 0.0), memory=meta["memory"],
+                   turn_tol=meta.get("turn_tol", 0.0), turn_max_yaw=meta.get("turn_max_yaw", DreamConfig.turn_max_yaw),
                    memory_capacity=meta["memory_capacity"], sampler=meta["sampler"],
                    sampler_steps=meta["sampler_steps"], max_episode_steps=meta["max_episode_steps"],
                    task=meta["task"]["name"], task_kwargs={k: v for k, v in meta["task"].items() if k != "name"})

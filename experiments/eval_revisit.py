@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import hydra
@@ -32,15 +33,18 @@ from worldmodels.world_model import WorldModel
 
 def dream_paths(model: WorldModel, paths: list[RevisitPath], memory: str, source: str,
                 checkpoint: str, reuse_tol: float = 0.0, true_pose: bool = False,
-                scene_map: str | None = None) -> tuple[np.ndarray, float, np.ndarray]:
+                scene_map: str | None = None, turn_tol: float = 0.0,
+                turn_max_yaw: float = DreamConfig.turn_max_yaw) -> tuple[np.ndarray, float, np.ndarray]:
     """Dream every path at once (one world each) from its real context with its actions.
 
     Returns frames ``(P, T+1, 64, 64, 3)`` aligned with the real frames (context copied in), steps/s,
     and the dream's own poses ``(P, T+1, 3)`` (the real ones over the context). ``true_pose``: the dream
     steps to the real poses instead of its heads' (a diagnostic: what is left once the pose cannot drift);
-    ``scene_map``: a map file whose views the memory reads beside the episode's.
+    ``scene_map``: a map file whose views the memory reads beside the episode's; ``turn_tol``: stored views of
+    the same place under another heading are turned to the new one (``DreamConfig.turn_tol``).
     """
     cfg = DreamConfig(source=source, checkpoint=checkpoint, memory=memory, reuse_tol=reuse_tol, scene_map=scene_map,
+                      turn_tol=turn_tol, turn_max_yaw=turn_max_yaw,
                       task=TaskConfig("reach", goal=(1e3, 1e3)), max_episode_steps=10_000)
     core = DreamCore(cfg, len(paths), model=model, starts=_NoStarts())
     core.reset_worlds(list(range(len(paths))), [p.seed for p in paths], [p.context() for p in paths])
@@ -60,6 +64,25 @@ def dream_paths(model: WorldModel, paths: list[RevisitPath], memory: str, source
         out[:, k + j], poses[:, k + j] = step["frames"].numpy(), step["pose"].numpy()
     steps_per_s = len(paths) * (t_max - k) / (time.perf_counter() - t0)
     return out, steps_per_s, poses
+
+
+@dataclass(frozen=True)
+class DreamRun:
+    """One dream of the paths: its name in results.json, memory kind and options (``dream_paths``)."""
+
+    name: str
+    kind: str
+    reuse_tol: float = 0.0
+    true_pose: bool = False
+    scene_map: str | None = None
+    turn_tol: float = 0.0
+    turn_max_yaw: float = DreamConfig.turn_max_yaw
+
+    def dream(self, model: WorldModel, paths: list[RevisitPath], source: str,
+              checkpoint: str) -> tuple[np.ndarray, float, np.ndarray]:
+        return dream_paths(model, paths, self.kind, source, checkpoint, reuse_tol=self.reuse_tol,
+                           true_pose=self.true_pose, scene_map=self.scene_map, turn_tol=self.turn_tol,
+                           turn_max_yaw=self.turn_max_yaw)
 
 
 class _NoStarts:
@@ -249,7 +272,7 @@ def exact_tolerance(tol) -> tuple[float, float]:
 def run_eval(cfg: DictConfig, run: Path) -> dict:
     reuse = list(cfg.reuse)
     exact = exact_tolerance(cfg.exact_tol)
-    for m in [*cfg.memories, *reuse, *cfg.true_pose, *cfg.map]:
+    for m in [*cfg.memories, *reuse, *cfg.turn, *cfg.true_pose, *cfg.map]:
         if m not in MEMORY_KINDS:
             raise ValueError(f"unknown memory kind {m!r}; choose from {list(MEMORY_KINDS)}")
     ckpt = str(cfg.checkpoint or default_checkpoint(cfg.source))
@@ -259,16 +282,18 @@ def run_eval(cfg: DictConfig, run: Path) -> dict:
              for j, kind in enumerate(cfg.kinds) for i in range(cfg.seeds_per_kind)]
     env.close()
     results, gaps, dreams = {}, {}, {}
-    # (name, kind, reuse_tol, true_pose, scene_map); kept apart from the best kind: the same dreams stepped
-    # to the real poses, a diagnostic, and those with a scene map, which knows the place from other episodes
-    runs = [(m, m, 0.0, False, None) for m in cfg.memories]
-    runs += [(f"{m}+reuse", m, float(cfg.reuse_tol), False, None) for m in reuse]
+    # kept apart from the best kind: the same dreams stepped to the real poses, a diagnostic, and those with a
+    # scene map, which knows the place from other episodes
+    runs = [DreamRun(m, m) for m in cfg.memories]
+    runs += [DreamRun(f"{m}+reuse", m, float(cfg.reuse_tol)) for m in reuse]
+    runs += [DreamRun(f"{m}+reuse+turn", m, float(cfg.reuse_tol), turn_tol=float(cfg.turn_tol),
+                      turn_max_yaw=float(cfg.turn_max_yaw)) for m in cfg.turn]
     episode_runs = list(runs)
-    runs += [(f"{name}+truepose", kind, tol, True, None) for name, kind, tol, *_ in episode_runs if kind in cfg.true_pose]
-    runs += [(f"{name}+map", kind, tol, False, str(cfg.scene_map)) for name, kind, tol, *_ in episode_runs if kind in cfg.map]
-    for m, kind, tol, true_pose, smap in runs:
-        dreamed, sps, poses = dream_paths(model, paths, kind, cfg.source, ckpt, reuse_tol=tol, true_pose=true_pose,
-                                          scene_map=smap)
+    runs += [replace(r, name=f"{r.name}+truepose", true_pose=True) for r in episode_runs if r.kind in cfg.true_pose]
+    runs += [replace(r, name=f"{r.name}+map", scene_map=str(cfg.scene_map)) for r in episode_runs if r.kind in cfg.map]
+    for r in runs:
+        m = r.name
+        dreamed, sps, poses = r.dream(model, paths, cfg.source, ckpt)
         results[m], gaps[m] = score(paths, dreamed, exact)
         results[m]["steps_per_s"] = sps
         results[m].update(pose_drift(paths, poses))
@@ -277,14 +302,14 @@ def run_eval(cfg: DictConfig, run: Path) -> dict:
               f"{sps:.0f} steps/s, pose off by {results[m]['pose_err_mean']:.3f} on average, "
               f"{results[m]['blocked_steps_dream']:.1%} of steps blocked (real {results[m]['blocked_steps_real']:.1%})")
     base = "none" if "none" in results else cfg.memories[0]
-    apart = {m for m, _, _, true_pose, smap in runs if true_pose or smap}
+    apart = {r.name for r in runs if r.true_pose or r.scene_map}
     best = max((m for m in results if m != base and m not in apart),
                key=lambda m: results[m]["revisit_psnr"], default=base)
     if cfg.onestep_samples > 0 and Path(cfg.heldout).exists():
         from experiments.bench import onestep_on_heldout
         results["onestep_psnr"] = onestep_on_heldout(model, cfg.heldout, cfg.onestep_samples)["onestep_psnr"]
     results["best_memory"] = best
-    with_map = [m for m, *_, smap in runs if smap]
+    with_map = [r.name for r in runs if r.scene_map]
     if with_map:
         results["best_with_map"] = max(with_map, key=lambda m: results[m]["revisit_psnr"])
         if "onestep_psnr" in results:
@@ -312,13 +337,12 @@ def run_eval(cfg: DictConfig, run: Path) -> dict:
           f"one-step {results.get('onestep_psnr', float('nan')):.2f} dB")
     # the cost from steps/s measured in turns, best of three each: measured once per kind, minutes apart,
     # this machine's drifting speed alone moved the ratio by 10 points
-    by_name = {m: (kind, tol) for m, kind, tol, *_ in runs}
+    by_name = {r.name: r for r in runs}
     paired = {m: 0.0 for m in (base, best)} if int(cfg.cost_repeats) > 0 else \
         {m: results[m]["steps_per_s"] for m in (base, best)}      # cost_repeats=0: the one-pass figures
     for _ in range(int(cfg.cost_repeats)):
         for m in paired:
-            kind, tol = by_name[m]
-            paired[m] = max(paired[m], dream_paths(model, paths, kind, cfg.source, ckpt, reuse_tol=tol)[1])
+            paired[m] = max(paired[m], by_name[m].dream(model, paths, cfg.source, ckpt)[1])
     results["memory_cost_steps_per_s"] = paired
     results["memory_cost"] = 1 - paired[best] / paired[base]
     # the same without reused views: what the memory-conditioned denoiser alone achieves
