@@ -470,3 +470,45 @@ def test_the_commands_task_config_carries_leave_and_refuses_a_bad_one():
     assert task_config(OmegaConf.create({**base, "task_cue": True})).cue
     with pytest.raises(ValueError, match="leave"):
         task_config(OmegaConf.create({**base, "task_leave": 0}))
+
+
+def test_the_dream_turns_a_stored_view_of_the_same_place_to_the_new_heading(tiny_checkpoint, tiny_dataset):
+    import math
+
+    import torch
+
+    from envs.dream_core import DreamConfig, DreamCore
+    from envs.tasks import TaskConfig
+    from memory.reprojection import rotate_view
+
+    class NoStarts:
+        def pick(self, rng):
+            raise AssertionError("the test gives a context")
+
+    ep = tiny_dataset[1][0]
+    here = np.asarray(ep.poses[0], np.float32)
+    ctx = {"frames": np.repeat(ep.frames[:1], 2, 0), "actions": np.zeros(2, np.int64), "poses": np.stack([here, here])}
+    away = here.copy()
+    away[:2] -= 3 * np.array([math.cos(here[2]), math.sin(here[2])], np.float32)   # behind, looking away
+    away[2] += math.pi
+    turned = here.copy()
+    turned[2] += math.radians(15)
+    shown = {}
+    for tol in (0.0, 0.1):
+        cfg = DreamConfig(checkpoint=str(tiny_checkpoint), memory="fov", turn_tol=tol, max_episode_steps=100,
+                          task=TaskConfig("reach", goal=(1e3, 1e3)))
+        core = DreamCore(cfg, 1, starts=NoStarts())
+        core.reset_worlds([0], [0], [ctx])
+        for pose in (away, away, away, turned):
+            out = core.step(torch.tensor([2]), torch.from_numpy(pose)[None])
+        shown[tol] = out["frames"][0].numpy()
+        if tol:
+            stored = core.model.decode(core.model.encode(torch.from_numpy(ep.frames[0])[None]))
+            want, ok = rotate_view(stored.permute(0, 3, 1, 2).float(), torch.tensor([math.radians(15)]))
+            want = want[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy()
+            m = ok[0].numpy()          # up to 1 level apart: the dream decodes with its own channels-last copy
+            np.testing.assert_allclose(shown[tol][m].astype(int), want[m].astype(int), atol=1)
+            assert core.slot_frames.shape[1] == core.memory.capacity
+    assert not np.array_equal(shown[0.0], shown[0.1])
+    with pytest.raises(ValueError, match="turn_tol"):
+        DreamConfig(turn_tol=-1.0)

@@ -244,3 +244,52 @@ def test_the_dream_memory_reads_only_the_written_prefix_and_picks_what_a_full_re
     since = mem.steps_since_visit(now, q)
     mem._overlap = None                                   # the same without the read's cached overlaps
     assert torch.equal(since, mem.steps_since_visit(now, q))
+
+
+def test_a_turned_view_is_the_real_view_at_the_new_heading_where_the_two_overlap():
+    from envs.sources import make_source
+    from memory.reprojection import rotate_view
+    from worldmodels.metrics import psnr
+
+    env = make_source("miniworld")
+    env.reset(seed=3)
+    here = env.pose()
+    src = torch.from_numpy(env.render_at(here)).permute(2, 0, 1)[None].float()
+    for turn in (math.radians(15), -math.radians(15), math.radians(30)):
+        there = here.copy()
+        there[2] += turn
+        truth = env.render_at(there)
+        w, ok = rotate_view(src, torch.tensor([turn]))
+        w, ok = w[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy(), ok[0].numpy()
+        assert 0.4 < ok.mean() < 0.8            # a 15-30 degree turn of a 60-degree view keeps about half to 3/4
+        assert psnr(w[ok][None], truth[ok][None]) > 32
+        assert psnr(w[ok][None], truth[ok][None]) > psnr(env.render_at(here)[ok][None], truth[ok][None]) + 8
+        wrong, _ = rotate_view(src, torch.tensor([-turn]))   # the other way round is not the view
+        assert psnr(wrong[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy()[ok][None], truth[ok][None]) < 25
+    env.close()
+    same, ok = rotate_view(src, torch.zeros(1))
+    assert ok.all() and torch.allclose(same, src, atol=1e-3)
+
+
+def test_turned_views_are_painted_best_first_and_only_where_used():
+    from memory.reprojection import lay_turned_views
+
+    base = torch.zeros(2, 1, 8, 8)
+    views = torch.stack([torch.full((1, 8, 8), 1.0), torch.full((1, 8, 8), 2.0)])[None].repeat(2, 1, 1, 1, 1)
+    use = torch.tensor([[True, True], [False, True]])
+    out, share = lay_turned_views(base, views, torch.zeros(2, 2), use)
+    assert (out[0] == 1).all() and (out[1] == 2).all() and share.tolist() == [1.0, 1.0]
+    out, share = lay_turned_views(base, views, torch.tensor([[0.5, 0.0], [0.5, 0.5]]), torch.tensor([[True, True], [False, False]]))
+    assert (out[1] == 0).all() and share[1] == 0
+    assert (out[0] == 2).any() and (out[0] == 1).any()        # the second view fills what the turned first cannot see
+
+
+def test_only_views_of_the_same_place_under_a_modest_turn_are_turnable():
+    from envs.dream_memory import MemoryRead, turnable_views
+
+    rel = torch.tensor([[[0.02, 0.0, 0.5], [0.3, 0.0, 0.1], [0.0, 0.01, 0.2], [0.0, 0.0, 1.2]]])
+    read = MemoryRead(torch.zeros(1, 4, 2, 2, 2), rel, torch.tensor([[True, True, True, True]]), torch.zeros(1, 4, dtype=torch.long))
+    use, order = turnable_views(read, pos_tol=0.1, max_yaw=0.8)
+    assert use.tolist() == [[True, False, True, False]]        # too far away; too large a turn
+    assert order[0, :2].tolist() == [2, 0]                     # the smaller turn first
+    assert not turnable_views(read, pos_tol=0.0, max_yaw=0.8)[0].any()
