@@ -279,7 +279,8 @@ def test_turned_views_are_painted_best_first_and_only_where_used():
     use = torch.tensor([[True, True], [False, True]])
     out, share = lay_turned_views(base, views, torch.zeros(2, 2), use)
     assert (out[0] == 1).all() and (out[1] == 2).all() and share.tolist() == [1.0, 1.0]
-    out, share = lay_turned_views(base, views, torch.tensor([[0.5, 0.0], [0.5, 0.5]]), torch.tensor([[True, True], [False, False]]))
+    out, share = lay_turned_views(base, views, torch.tensor([[0.5, 0.0], [0.5, 0.5]]),
+                                  torch.tensor([[True, True], [False, False]]))
     assert (out[1] == 0).all() and share[1] == 0
     assert (out[0] == 2).any() and (out[0] == 1).any()        # the second view fills what the turned first cannot see
 
@@ -288,7 +289,7 @@ def test_only_views_of_the_same_place_under_a_modest_turn_are_turnable():
     from envs.dream_memory import MemoryRead, turnable_views
 
     rel = torch.tensor([[[0.02, 0.0, 0.5], [0.3, 0.0, 0.1], [0.0, 0.01, 0.2], [0.0, 0.0, 1.2]]])
-    read = MemoryRead(torch.zeros(1, 4, 2, 2, 2), rel, torch.tensor([[True, True, True, True]]), torch.zeros(1, 4, dtype=torch.long))
+    read = MemoryRead(torch.zeros(1, 4, 2, 2, 2), rel, torch.ones(1, 4, dtype=torch.bool), torch.zeros(1, 4, dtype=torch.long))
     use, order = turnable_views(read, pos_tol=0.1, max_yaw=0.8)
     assert use.tolist() == [[True, False, True, False]]        # too far away; too large a turn
     assert order[0, :2].tolist() == [2, 0]                     # the smaller turn first
