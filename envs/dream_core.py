@@ -40,7 +40,8 @@ class DreamConfig:
     # squared pose distance below this (0.001: ~0.03 units and rad); 0 turns it off (the default)
     reuse_tol: float = 0.0
     # a memory frame stored within this many units of the new place under another heading (at most turn_max_yaw
-    # away) is turned to the new heading and painted over the sample where it sees (static scenes only); 0: off
+    # away) is turned to the new heading and painted over the sample where it sees (static scenes only); 0: off.
+    # A view under the same heading is turned by zero, i.e. copied whole from up to turn_tol away
     turn_tol: float = 0.0
     turn_max_yaw: float = 0.8
     # recorded views of the scene by pose (memworld build-map) read beside the episode's memory; none by default
@@ -176,15 +177,17 @@ class DreamCore:
         self.t[w] = 0
         self.frames[w] = frames[:, -1]
         self.memory.reset(mask)
+        if self.slot_frames.shape[1]:
+            with self._autocast():
+                ctx_frames = self.model.decode(self.ctx[w])          # (len(w), K, 64, 64, 3), once per reset
         for j in range(self.k):
             lat = torch.zeros_like(self.ctx[:, 0])
             lat[w] = self.ctx[w, j]
             pz = self.pose.clone()
             pz[w] = poses[:, j].to(self.device)
             slot = self.memory.write(lat, pz, torch.full((self.n,), j - self.k + 1, device=self.device), mask.to(self.device))
-            if self.slot_frames.shape[1] and len(w):
-                with self._autocast():
-                    self.slot_frames[w, slot[w]] = self.model.decode(lat[w])
+            if self.slot_frames.shape[1]:
+                self.slot_frames[w, slot[w]] = ctx_frames[:, j]
         self.task.reset(mask, self.pose)
         for i, s in zip(worlds, seeds):
             self.generators[i].manual_seed(int(s))
@@ -246,7 +249,7 @@ class DreamCore:
         ar = torch.arange(len(worlds), device=self.device)[:, None]
         o = order[worlds]
         idx, rel, use = read.indices[worlds][ar, o].to(self.device), read.rel_pose[worlds][ar, o], use[worlds][ar, o]
-        views = self.slot_frames[worlds[:, None], idx.clamp(min=0)].clone()
+        views = self.slot_frames[worlds[:, None], idx.clamp(min=0)]     # advanced indexing: a copy
         from_map = use & (idx < 0)                 # a scene map's entry has no slot: decoded here
         if from_map.any():
             with self._autocast():
