@@ -19,7 +19,7 @@ from envs.scene_map import SceneMap
 from envs.starts import StartSegments
 from envs.tasks import Task, TaskConfig
 from memory.geometry import compose
-from memory.reprojection import lay_turned_views
+from memory.reprojection import lay_moved_views, lay_turned_views
 from worldmodels.inference import inference_copy
 from worldmodels.precision import check_precision, uses_bf16
 from worldmodels.sampling import get_sampler, get_sigmas_karras
@@ -44,6 +44,9 @@ class DreamConfig:
     # A view under the same heading is turned by zero, i.e. copied whole from up to turn_tol away
     turn_tol: float = 0.0
     turn_max_yaw: float = 0.8
+    # turned views are also moved from where they were stored to the new place, by the depth the checkpoint's
+    # depth head gives them (memworld train-depth); then turn_tol may reach beyond a step
+    move: bool = False
     # recorded views of the scene by pose (memworld build-map) read beside the episode's memory; none by default
     scene_map: str | None = None
     map_candidates: int = 16               # the map's entries nearest the pose that join the retriever's candidates
@@ -70,6 +73,8 @@ class DreamConfig:
         if self.turn_tol < 0 or not 0 < self.turn_max_yaw < 1.5:
             raise ValueError(f"turn_tol must be >= 0 and turn_max_yaw in (0, 1.5) rad, got {self.turn_tol}, "
                              f"{self.turn_max_yaw}")
+        if self.move and self.turn_tol <= 0:
+            raise ValueError("move=true moves the turned stored views: it needs turn_tol > 0")
         if self.map_candidates < 1:
             raise ValueError(f"map_candidates must be >= 1, got {self.map_candidates}")
         if self.starts_count < 1:
@@ -150,6 +155,12 @@ class DreamCore:
         # turn costs one encode and no decode (12 KiB a slot; only when turn_tol > 0)
         self.slot_frames = torch.zeros(n_worlds, self.memory.capacity if cfg.turn_tol > 0 else 0, 64, 64, 3,
                                        dtype=torch.uint8, device=self.device)
+        if cfg.move and self.model.depth_net is None:
+            raise ValueError(f"move=true needs a checkpoint with a depth head; {ckpt} has none (memworld train-depth)")
+        # a slot's depth is found the first time its view is moved and kept until the slot is written again
+        # (16 KiB a slot; only when moving)
+        self.slot_depth = torch.zeros(n_worlds, self.memory.capacity if cfg.move else 0, 64, 64, device=self.device)
+        self.slot_has_depth = torch.zeros(n_worlds, self.slot_depth.shape[1], dtype=torch.bool, device=self.device)
 
     @torch.no_grad()
     def reset_worlds(self, worlds: list[int], seeds: list[int], contexts: list[dict | None]) -> None:
@@ -188,6 +199,8 @@ class DreamCore:
             slot = self.memory.write(lat, pz, torch.full((self.n,), j - self.k + 1, device=self.device), mask.to(self.device))
             if self.slot_frames.shape[1]:
                 self.slot_frames[w, slot[w]] = ctx_frames[:, j]
+            if self.slot_depth.shape[1]:
+                self.slot_has_depth[w, slot[w]] = False
         self.task.reset(mask, self.pose)
         for i, s in zip(worlds, seeds):
             self.generators[i].manual_seed(int(s))
@@ -230,6 +243,8 @@ class DreamCore:
         slot = self.memory.write(z, new_pose, now)
         if self.slot_frames.shape[1]:
             self.slot_frames[torch.arange(self.n, device=self.device), slot] = drawn
+        if self.slot_depth.shape[1]:
+            self.slot_has_depth[torch.arange(self.n, device=self.device), slot] = False
         self.ctx = torch.cat([self.ctx[:, 1:], z[:, None]], 1)
         self.pose, self.t = new_pose, now
         self.last_read = read.indices.cpu()
@@ -254,15 +269,33 @@ class DreamCore:
         if from_map.any():
             with self._autocast():
                 views[from_map] = self.model.decode(read.latents[worlds][ar, o][from_map])
-        # relative pose: the stored yaw minus the query's, so the turn from stored to now is its negative
-        frames, _ = lay_turned_views(drawn[worlds].permute(0, 3, 1, 2).float(), views.permute(0, 1, 4, 2, 3).float(),
-                                     -rel[..., 2], use)
+        base, stored = drawn[worlds].permute(0, 3, 1, 2).float(), views.permute(0, 1, 4, 2, 3).float()
+        if self.cfg.move:
+            frames, _ = lay_moved_views(base, stored, self._view_depth(worlds, idx, views, use, from_map), rel, use)
+        else:   # relative pose: the stored yaw minus the query's, so the turn from stored to now is its negative
+            frames, _ = lay_turned_views(base, stored, -rel[..., 2], use)
         frames = frames.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
         z, drawn = z.clone(), drawn.clone()
         with self._autocast():
             z[worlds] = self.model.encode(frames).to(z.dtype)
         drawn[worlds] = frames
         return z, drawn
+
+    def _view_depth(self, worlds: torch.Tensor, idx: torch.Tensor, views: torch.Tensor, use: torch.Tensor,
+                    from_map: torch.Tensor) -> torch.Tensor:
+        """Depth ``(W, M, 64, 64)`` of the stored ``views (W, M, 64, 64, 3)`` at slots ``idx (W, M)`` of ``worlds``:
+        the cached depth of a slot, the depth head's on the used views not yet cached (a scene map's are not)."""
+        slot = idx.clamp(min=0)
+        depth = self.slot_depth[worlds[:, None], slot]
+        need = use & (from_map | ~self.slot_has_depth[worlds[:, None], slot])
+        if need.any():
+            found = self.model.predict_depth(views[need]).float()
+            depth[need] = found
+            keep = need & ~from_map
+            w_keep = worlds[:, None].expand_as(idx)[keep]
+            self.slot_depth[w_keep, slot[keep]] = found[keep[need]]
+            self.slot_has_depth[w_keep, slot[keep]] = True
+        return depth
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)

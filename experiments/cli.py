@@ -12,6 +12,7 @@ COMMANDS = {
     "build-map": "experiments.build_map",
     "train-decoder": "experiments.train_decoder",
     "train-pose": "experiments.train_pose",
+    "train-depth": "experiments.train_depth",
     "train-agent": "experiments.train_agent",
     "eval-agent": "experiments.eval_agent",
     "eval-revisit": "experiments.eval_revisit",

@@ -34,17 +34,18 @@ from worldmodels.world_model import WorldModel
 def dream_paths(model: WorldModel, paths: list[RevisitPath], memory: str, source: str,
                 checkpoint: str, reuse_tol: float = 0.0, true_pose: bool = False,
                 scene_map: str | None = None, turn_tol: float = 0.0,
-                turn_max_yaw: float = DreamConfig.turn_max_yaw) -> tuple[np.ndarray, float, np.ndarray]:
+                turn_max_yaw: float = DreamConfig.turn_max_yaw, move: bool = False) -> tuple[np.ndarray, float, np.ndarray]:
     """Dream every path at once (one world each) from its real context with its actions.
 
     Returns frames ``(P, T+1, 64, 64, 3)`` aligned with the real frames (context copied in), steps/s,
     and the dream's own poses ``(P, T+1, 3)`` (the real ones over the context). ``true_pose``: the dream
     steps to the real poses instead of its heads' (a diagnostic: what is left once the pose cannot drift);
     ``scene_map``: a map file whose views the memory reads beside the episode's; ``turn_tol``: stored views of
-    the same place under another heading are turned to the new one (``DreamConfig.turn_tol``).
+    the same place under another heading are turned to the new one (``DreamConfig.turn_tol``), and with ``move``
+    also moved there by their depth (``DreamConfig.move``).
     """
     cfg = DreamConfig(source=source, checkpoint=checkpoint, memory=memory, reuse_tol=reuse_tol, scene_map=scene_map,
-                      turn_tol=turn_tol, turn_max_yaw=turn_max_yaw,
+                      turn_tol=turn_tol, turn_max_yaw=turn_max_yaw, move=move,
                       task=TaskConfig("reach", goal=(1e3, 1e3)), max_episode_steps=10_000)
     core = DreamCore(cfg, len(paths), model=model, starts=_NoStarts())
     core.reset_worlds(list(range(len(paths))), [p.seed for p in paths], [p.context() for p in paths])
@@ -77,12 +78,13 @@ class DreamRun:
     scene_map: str | None = None
     turn_tol: float = 0.0
     turn_max_yaw: float = DreamConfig.turn_max_yaw
+    move: bool = False
 
     def dream(self, model: WorldModel, paths: list[RevisitPath], source: str,
               checkpoint: str) -> tuple[np.ndarray, float, np.ndarray]:
         return dream_paths(model, paths, self.kind, source, checkpoint, reuse_tol=self.reuse_tol,
                            true_pose=self.true_pose, scene_map=self.scene_map, turn_tol=self.turn_tol,
-                           turn_max_yaw=self.turn_max_yaw)
+                           turn_max_yaw=self.turn_max_yaw, move=self.move)
 
 
 class _NoStarts:
@@ -272,7 +274,7 @@ def exact_tolerance(tol) -> tuple[float, float]:
 def run_eval(cfg: DictConfig, run: Path) -> dict:
     reuse = list(cfg.reuse)
     exact = exact_tolerance(cfg.exact_tol)
-    for m in [*cfg.memories, *reuse, *cfg.turn, *cfg.true_pose, *cfg.map]:
+    for m in [*cfg.memories, *reuse, *cfg.turn, *cfg.move, *cfg.true_pose, *cfg.map]:
         if m not in MEMORY_KINDS:
             raise ValueError(f"unknown memory kind {m!r}; choose from {list(MEMORY_KINDS)}")
     ckpt = str(cfg.checkpoint or default_checkpoint(cfg.source))
@@ -288,6 +290,8 @@ def run_eval(cfg: DictConfig, run: Path) -> dict:
     runs += [DreamRun(f"{m}+reuse", m, float(cfg.reuse_tol)) for m in reuse]
     runs += [DreamRun(f"{m}+reuse+turn", m, float(cfg.reuse_tol), turn_tol=float(cfg.turn_tol),
                       turn_max_yaw=float(cfg.turn_max_yaw)) for m in cfg.turn]
+    runs += [DreamRun(f"{m}+reuse+move", m, float(cfg.reuse_tol), turn_tol=float(cfg.move_tol),
+                      turn_max_yaw=float(cfg.turn_max_yaw), move=True) for m in cfg.move]
     episode_runs = list(runs)
     runs += [replace(r, name=f"{r.name}+truepose", true_pose=True) for r in episode_runs if r.kind in cfg.true_pose]
     runs += [replace(r, name=f"{r.name}+map", scene_map=str(cfg.scene_map)) for r in episode_runs if r.kind in cfg.map]
@@ -374,9 +378,21 @@ def check_map_options(cfg: DictConfig) -> None:
     SceneMap.load(cfg.scene_map).check_model(WorldModel.load(ckpt, source=cfg.source), cfg.scene_map)
 
 
+def check_move_options(cfg: DictConfig) -> None:
+    """``move=[...]``, checked before any run folder: the checkpoint has a depth head to move views with."""
+    if not cfg.move:
+        return
+    if float(cfg.move_tol) <= 0:
+        raise ValueError(f"move=[...] moves stored views from up to move_tol units away: it must be > 0, got {cfg.move_tol}")
+    ckpt = str(cfg.checkpoint or default_checkpoint(cfg.source))
+    if WorldModel.load(ckpt, source=cfg.source).depth_net is None:
+        raise ValueError(f"move=[...] needs a checkpoint with a depth head; {ckpt} has none (memworld train-depth)")
+
+
 @hydra.main(config_path="conf", config_name="eval_revisit", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     check_map_options(cfg)
+    check_move_options(cfg)
     torch.set_num_threads(int(cfg.threads))
     run = make_run_dir("eval-revisit", cfg.runs_root)
     save_config(run, cfg)

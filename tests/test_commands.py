@@ -412,3 +412,28 @@ def test_train_pose_refits_the_pose_head_with_the_previous_change_and_keeps_the_
     env = DreamEnv(checkpoint=res2["checkpoint"], memory="fov")
     env.reset(seed=0)
     assert env.step(2)[0].shape == (64, 64, 3)
+
+
+def test_train_depth_fits_a_depth_head_that_the_revisit_benchmark_moves_views_with(tmp_path, tiny_checkpoint):
+    from safetensors.torch import load_file
+
+    from worldmodels.world_model import WorldModel
+
+    p = memworld("eval-revisit", f"checkpoint={tiny_checkpoint}", "move=[fov]", "runs_root=" + str(tmp_path),
+                 cwd=tmp_path, check=False)
+    assert p.returncode != 0 and "has none (memworld train-depth)" in p.stderr + p.stdout
+    memworld("train-depth", f"init={tiny_checkpoint}", "n_train=64", "n_heldout=16", "n_warp=16", "steps=5",
+             "batch=8", "progress=false", "run_name=depth", "runs_root=" + str(tmp_path), cwd=tmp_path)
+    res = json.loads((tmp_path / "depth" / "results.json").read_text())
+    assert {"abs_rel", "rmse_log", "delta_1.25"} <= set(res["heldout"]) and res["warp"]["pairs"] > 0
+    # the true depth moves a real view onto the real view at the new pose, better than a turn alone
+    assert res["warp"]["true_depth_psnr"] > res["warp"]["turn_only_psnr"] + 3
+    old, got = load_file(str(tiny_checkpoint)), load_file(res["checkpoint"])
+    assert set(got) - set(old) and all(k.startswith("depth_net.") for k in set(got) - set(old))
+    assert all((old[k] == got[k]).all() for k in old)                     # nothing else changed
+    assert WorldModel.load(res["checkpoint"]).depth_net is not None
+    assert (tmp_path / "depth" / "world_model.starts.npz").exists()
+    memworld("eval-revisit", f"checkpoint={res['checkpoint']}", "kinds=[turn_around]", "seeds_per_kind=1", "length=6",
+             "memories=[none]", "reuse=[]", "turn=[]", "move=[fov]", "onestep_samples=0", "cost_repeats=0",
+             "runs_root=" + str(tmp_path), cwd=tmp_path)
+    assert "fov+reuse+move" in results_of(tmp_path, "eval-revisit")

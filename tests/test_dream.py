@@ -512,3 +512,54 @@ def test_the_dream_turns_a_stored_view_of_the_same_place_to_the_new_heading(tiny
     assert not np.array_equal(shown[0.0], shown[0.1])
     with pytest.raises(ValueError, match="turn_tol"):
         DreamConfig(turn_tol=-1.0)
+
+
+def test_the_dream_moves_a_stored_view_to_the_new_pose_by_its_depth(tiny_checkpoint, tiny_dataset, tmp_path):
+    import math
+
+    import torch
+
+    from envs.dream_core import DreamConfig, DreamCore
+    from envs.tasks import TaskConfig
+    from memory.geometry import relative_pose
+    from memory.reprojection import move_view
+    from worldmodels.depth_training import DepthFitConfig, fit_depth_head
+    from worldmodels.world_model import WorldModel
+
+    class NoStarts:
+        def pick(self, rng):
+            raise AssertionError("the test gives a context")
+
+    ep = tiny_dataset[1][0]
+    frames = torch.from_numpy(np.stack(ep.frames))
+    model, _ = fit_depth_head(WorldModel.load(tiny_checkpoint), frames, torch.full((len(frames), 64, 64), 2.0),
+                              DepthFitConfig(steps=3, batch=4), progress=False)
+    ckpt = tmp_path / "with_depth.safetensors"
+    model.save(ckpt)
+    here = np.asarray(ep.poses[0], np.float32)
+    ctx = {"frames": np.repeat(ep.frames[:1], 2, 0), "actions": np.zeros(2, np.int64), "poses": np.stack([here, here])}
+    away = here.copy()
+    away[:2] -= 3 * np.array([math.cos(here[2]), math.sin(here[2])], np.float32)
+    away[2] += math.pi
+    moved = here.copy()       # 0.3 ahead of where the view was stored, turned by 15 degrees
+    moved[:2] += 0.3 * np.array([math.cos(here[2]), math.sin(here[2])], np.float32)
+    moved[2] += math.radians(15)
+    task = TaskConfig("reach", goal=(1e3, 1e3))
+    with pytest.raises(ValueError, match="depth head"):
+        DreamCore(DreamConfig(checkpoint=str(tiny_checkpoint), turn_tol=0.5, move=True, task=task), 1, starts=NoStarts())
+    with pytest.raises(ValueError, match="turn_tol > 0"):
+        DreamConfig(move=True)
+    core = DreamCore(DreamConfig(checkpoint=str(ckpt), memory="fov", turn_tol=0.5, move=True, max_episode_steps=100,
+                                 task=task), 1, starts=NoStarts())
+    core.reset_worlds([0], [0], [ctx])
+    assert not core.slot_has_depth.any()
+    for pose in (away, away, away, moved):
+        out = core.step(torch.tensor([2]), torch.from_numpy(pose)[None])
+    shown = out["frames"][0].numpy()
+    assert core.slot_has_depth[0].sum() >= 1        # the moved view's depth is kept for the next time
+    stored = core.model.decode(core.model.encode(frames[:1]))
+    rel = relative_pose(torch.from_numpy(here), torch.from_numpy(moved))[None]
+    want, ok = move_view(stored.permute(0, 3, 1, 2).float(), core.model.predict_depth(stored), rel)
+    want, m = want[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy(), ok[0].numpy()
+    assert m.mean() > 0.3
+    np.testing.assert_allclose(shown[m].astype(int), want[m].astype(int), atol=1)

@@ -294,3 +294,60 @@ def test_only_views_of_the_same_place_under_a_modest_turn_are_turnable():
     assert use.tolist() == [[True, False, True, False]]        # too far away; too large a turn
     assert order[0, :2].tolist() == [2, 0]                     # the smaller turn first
     assert not turnable_views(read, pos_tol=0.0, max_yaw=0.8)[0].any()
+
+
+def test_a_moved_view_is_the_real_view_at_the_new_pose_where_it_sees():
+    from envs.sources import make_source
+    from memory.geometry import relative_pose
+    from memory.reprojection import move_view, rotate_view
+    from worldmodels.metrics import psnr
+
+    env = make_source("miniworld")
+    env.reset(seed=3)
+    here = env.pose()
+    src = torch.from_numpy(env.render_at(here)).permute(2, 0, 1)[None].float()
+    depth = torch.from_numpy(env.depth_at(here))[None]
+    assert depth.shape == (1, 64, 64) and (depth > 0).all()
+
+    def shown(w, ok):
+        return w[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy(), ok[0].numpy()
+
+    c, s = math.cos(here[2]), math.sin(here[2])
+    for fwd, left, turn in ((0.4, 0.0, 0.0), (0.3, 0.2, math.radians(10)), (-0.3, -0.1, -math.radians(15))):
+        there = np.array([here[0] + c * fwd - s * left, here[1] + s * fwd + c * left, here[2] + turn], np.float32)
+        truth = env.render_at(there)
+        rel = relative_pose(torch.from_numpy(here), torch.from_numpy(there))[None]
+        w, ok = shown(*move_view(src, depth, rel))
+        assert ok.mean() > 0.4
+        assert psnr(w[ok][None], truth[ok][None]) > 30
+        assert psnr(w[ok][None], truth[ok][None]) > psnr(env.render_at(here)[ok][None], truth[ok][None]) + 6
+        wrong, wok = shown(*move_view(src, depth, -rel))              # the move the other way is not the view
+        both = ok & wok
+        assert psnr(wrong[both][None], truth[both][None]) < psnr(w[both][None], truth[both][None]) - 5
+    env.close()
+    # a turn on the spot needs no depth: moving by a pure turn with any depth is turning
+    turn = torch.tensor([[0.0, 0.0, -0.3]])
+    moved, ok_m = move_view(src, torch.full((1, 64, 64), 3.0), turn)
+    turned, ok_t = rotate_view(src, torch.tensor([0.3]))
+    both = ok_m & ok_t
+    diff = (moved - turned).abs().permute(0, 2, 3, 1)[both]
+    assert both.float().mean() > 0.5 and diff.mean() < 1.0
+
+
+def test_moved_views_are_painted_only_where_valid_and_used():
+    from memory.reprojection import lay_moved_views
+
+    base = torch.zeros(1, 1, 8, 8)
+    views = torch.stack([torch.full((1, 8, 8), 1.0), torch.full((1, 8, 8), 2.0)])[None]
+    depth = torch.full((1, 2, 8, 8), 2.0)
+    still = torch.zeros(1, 2, 3)
+    out, share = lay_moved_views(base, views, depth, still, torch.tensor([[True, True]]))
+    assert (out == 1).all() and share.item() == 1.0                 # not moved: the first view whole
+    out, share = lay_moved_views(base, views, depth, still, torch.tensor([[False, False]]))
+    assert (out == 0).all() and share.item() == 0.0
+    # stored a unit ahead, nearer the wall: it sees the middle of the view now, not its rim
+    out, share = lay_moved_views(base, views, depth, torch.tensor([[[1.0, 0.0, 0.0]] * 2]), torch.tensor([[True, True]]))
+    assert 0.3 < share.item() < 0.7 and (out[0, 0, 3:5, 3:5] == 1).all() and (out[0, 0, 0] == 0).all()
+    # stored a unit behind: it saw all of it
+    out, share = lay_moved_views(base, views, depth, torch.tensor([[[-1.0, 0.0, 0.0]] * 2]), torch.tensor([[True, True]]))
+    assert share.item() == 1.0 and (out == 1).all()

@@ -450,3 +450,28 @@ def test_pose_change_is_what_integrate_pose_undoes():
     delta = (rng.normal(size=(50, 3)) * 0.2).astype(np.float32)
     p1 = integrate_pose(torch.from_numpy(p0), torch.from_numpy(delta)).numpy()
     assert np.abs(pose_change(p0, p1) - delta).max() < 1e-5
+
+
+def test_a_depth_head_learns_a_depth_that_follows_the_picture_and_saves_with_the_model(tmp_path):
+    from worldmodels.depth_training import DepthFitConfig, evaluate_depth, fit_depth_head
+
+    m = WorldModel(tiny_model_config()).eval()
+    frames = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)
+    with pytest.raises(ValueError, match="no depth head"):
+        m.predict_depth(frames)
+    # a toy scene whose depth is its brightness: the head must read it from the picture
+    g = torch.Generator().manual_seed(0)
+    level = torch.rand(64, 1, 1, 1, generator=g)
+    frames = (level * 255).round().byte().expand(64, 64, 64, 3).contiguous()
+    depth = (0.5 + 4 * level[..., 0]).expand(64, 64, 64).contiguous()
+    with pytest.raises(ValueError, match="must match"):
+        fit_depth_head(m, frames[:3], depth[:2], DepthFitConfig(steps=1))
+    new, _ = fit_depth_head(m, frames, depth, DepthFitConfig(steps=150, batch=16, lr=5e-3), progress=False)
+    assert m.depth_net is None and new.depth_net is not None            # the model it starts from is left as it was
+    err = evaluate_depth(new, frames, depth)
+    assert err["abs_rel"] < 0.15 and err["delta_1.25"] > 0.8
+    assert new.predict_depth(frames[:2]).shape == (2, 64, 64)
+    new.save(tmp_path / "d.safetensors")
+    back = WorldModel.load(tmp_path / "d.safetensors")
+    assert torch.equal(back.predict_depth(frames[:4]), new.predict_depth(frames[:4]))
+    torch.testing.assert_close(back.decode(back.encode(frames[:2])), m.decode(m.encode(frames[:2])), rtol=0, atol=0)

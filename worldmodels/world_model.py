@@ -18,6 +18,7 @@ from torch import nn
 
 from worldmodels.autoencoder import Autoencoder, AutoencoderConfig, to_uint8, to_unit
 from worldmodels.checkpoint import CheckpointError, atomic_write_bytes, load_tensors, save_tensors
+from worldmodels.depth import DepthConfig, DepthNet
 from worldmodels.edm import EDMLossConfig, EDMPrecond
 from worldmodels.heads import DONE_POS_WEIGHT, Heads, HeadsConfig
 from worldmodels.sampling import get_sampler, get_sigmas_karras
@@ -54,6 +55,7 @@ class WorldModelConfig:
     heads: HeadsConfig = field(default_factory=HeadsConfig)
     loss: EDMLossConfig = field(default_factory=EDMLossConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    depth: DepthConfig = field(default_factory=DepthConfig)     # disabled: no depth head
     sigma_data: float = 1.0
     memory_m: int = 4                 # memory frames read per step
 
@@ -75,7 +77,7 @@ class WorldModelConfig:
                     kw[f.name] = tuple(val) if isinstance(val, list) else val
             return dc(**kw)
         parts = {"autoencoder": AutoencoderConfig, "denoiser": DenoiserConfig, "heads": HeadsConfig,
-                 "loss": EDMLossConfig, "sampler": SamplerConfig}
+                 "loss": EDMLossConfig, "sampler": SamplerConfig, "depth": DepthConfig}
         top = {k: v for k, v in d.items() if k not in parts and k in {f.name for f in dataclasses.fields(cls)}}
         if "denoiser" in d:
             # checkpoints written before the memory position code and stacked memory existed have neither
@@ -92,6 +94,7 @@ class WorldModel(nn.Module):
         self.autoencoder = Autoencoder(cfg.autoencoder)
         self.denoiser = EDMPrecond(DenoiserUNet(cfg.denoiser), sigma_data=cfg.sigma_data)
         self.heads = Heads(cfg.heads)
+        self.depth_net = DepthNet(cfg.depth) if cfg.depth.enabled else None
         c = cfg.autoencoder.latent_channels
         self.register_buffer("latent_mean", torch.zeros(c))
         self.register_buffer("latent_std", torch.ones(c))
@@ -120,6 +123,16 @@ class WorldModel(nn.Module):
         lead = z.shape[:-3]
         z = z.reshape(-1, *z.shape[-3:]) * self.latent_std[:, None, None] + self.latent_mean[:, None, None]
         return to_uint8(self.autoencoder.decode(z)).reshape(*lead, 64, 64, 3)
+
+    @torch.no_grad()
+    def predict_depth(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(..., 64, 64, 3)`` uint8 (decoded frames) -> depth ``(..., 64, 64)`` float, scene units, from the depth
+        head (``memworld train-depth``); ``ValueError`` if this model has none."""
+        if self.depth_net is None:
+            raise ValueError("this world model has no depth head; fit one with memworld train-depth")
+        lead = frames.shape[:-3]
+        d = self.depth_net.depth(to_unit(frames.reshape(-1, *frames.shape[-3:]).to(self.device)))
+        return d.reshape(*lead, *d.shape[-2:])
 
     # --- one dream step in latent space ------------------------------------------------
     @torch.no_grad()

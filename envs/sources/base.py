@@ -66,6 +66,11 @@ class SourceEnv(gym.Env[np.ndarray, np.int64]):
         Raises ``PoseOutsideMapError`` for a pose outside the reachable map.
         """
 
+    def depth_at(self, pose: np.ndarray) -> np.ndarray:
+        """The true ``(64, 64)`` float32 depth (distance along the optical axis) of the view from ``pose``, for
+        the sources that render one (MiniWorld); ``PoseOutsideMapError`` as ``render_at``."""
+        raise NotImplementedError(f"source {self.source_name!r} renders no depth (MiniWorld does)")
+
     def check_action(self, action: Any) -> int:
         """Validate an action and return it as a Python int (one clear error otherwise)."""
         try:

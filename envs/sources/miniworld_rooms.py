@@ -122,6 +122,13 @@ class MiniWorldSource(SourceEnv):
         return obs, float(reward), bool(terminated), bool(truncated), {"pose": self.pose()}
 
     def render_at(self, pose: np.ndarray) -> np.ndarray:
+        return self._at(pose, self.scene.render_obs)
+
+    def depth_at(self, pose: np.ndarray) -> np.ndarray:
+        # MiniWorld's depth buffer, linearised: distance along the optical axis
+        return self._at(pose, lambda: self.scene.render_depth()[..., 0].astype(np.float32))
+
+    def _at(self, pose: np.ndarray, render):
         x, y, yaw = (float(v) for v in np.asarray(pose, dtype=np.float64).reshape(3))
         s = self.scene
         p = np.array([x, 0.0, y])
@@ -130,7 +137,7 @@ class MiniWorldSource(SourceEnv):
         saved_pos, saved_dir = s.agent.pos.copy(), s.agent.dir
         try:
             s.agent.pos, s.agent.dir = p, -yaw
-            return s.render_obs()
+            return render()
         finally:
             s.agent.pos, s.agent.dir = saved_pos, saved_dir
 
