@@ -161,6 +161,13 @@ class DreamCore:
         # (16 KiB a slot; only when moving)
         self.slot_depth = torch.zeros(n_worlds, self.memory.capacity if cfg.move else 0, 64, 64, device=self.device)
         self.slot_has_depth = torch.zeros(n_worlds, self.slot_depth.shape[1], dtype=torch.bool, device=self.device)
+        # a scene map's entries are decoded (and their depth found) the first time one is turned, and kept: the
+        # map does not change (12 KiB an entry, 8 KiB more for depth in half precision)
+        n_map = len(scene_map) if scene_map is not None and cfg.turn_tol > 0 else 0
+        self.map_frames = torch.zeros(n_map, 64, 64, 3, dtype=torch.uint8, device=self.device)
+        self.map_depth = torch.zeros(n_map if cfg.move else 0, 64, 64, dtype=torch.float16, device=self.device)
+        self.map_has_frame = torch.zeros(n_map, dtype=torch.bool, device=self.device)
+        self.map_has_depth = torch.zeros(self.map_depth.shape[0], dtype=torch.bool, device=self.device)
 
     @torch.no_grad()
     def reset_worlds(self, worlds: list[int], seeds: list[int], contexts: list[dict | None]) -> None:
@@ -265,13 +272,16 @@ class DreamCore:
         o = order[worlds]
         idx, rel, use = read.indices[worlds][ar, o].to(self.device), read.rel_pose[worlds][ar, o], use[worlds][ar, o]
         views = self.slot_frames[worlds[:, None], idx.clamp(min=0)]     # advanced indexing: a copy
-        from_map = use & (idx < 0)                 # a scene map's entry has no slot: decoded here
+        from_map = use & (idx < 0)                 # a scene map's entry has no slot: its own cache
+        map_j = read.map_indices[worlds][ar, o].to(self.device) if read.map_indices is not None else None
         if from_map.any():
-            with self._autocast():
-                views[from_map] = self.model.decode(read.latents[worlds][ar, o][from_map])
+            views[from_map] = self._map_frames(map_j[from_map])
         base, stored = drawn[worlds].permute(0, 3, 1, 2).float(), views.permute(0, 1, 4, 2, 3).float()
         if self.cfg.move:
-            frames, _ = lay_moved_views(base, stored, self._view_depth(worlds, idx, views, use, from_map), rel, use)
+            depth = self._view_depth(worlds, idx, views, use & ~from_map)
+            if from_map.any():
+                depth[from_map] = self._map_view_depth(map_j[from_map])
+            frames, _ = lay_moved_views(base, stored, depth, rel, use)
         else:   # relative pose: the stored yaw minus the query's, so the turn from stored to now is its negative
             frames, _ = lay_turned_views(base, stored, -rel[..., 2], use)
         frames = frames.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
@@ -281,21 +291,39 @@ class DreamCore:
         drawn[worlds] = frames
         return z, drawn
 
-    def _view_depth(self, worlds: torch.Tensor, idx: torch.Tensor, views: torch.Tensor, use: torch.Tensor,
-                    from_map: torch.Tensor) -> torch.Tensor:
-        """Depth ``(W, M, 64, 64)`` of the stored ``views (W, M, 64, 64, 3)`` at slots ``idx (W, M)`` of ``worlds``:
-        the cached depth of a slot, the depth head's on the used views not yet cached (a scene map's are not)."""
+    def _view_depth(self, worlds: torch.Tensor, idx: torch.Tensor, views: torch.Tensor,
+                    use: torch.Tensor) -> torch.Tensor:
+        """Depth ``(W, M, 64, 64)`` of the stored ``views (W, M, 64, 64, 3)`` at slots ``idx (W, M)`` of ``worlds``,
+        where ``use``: a slot's cached depth, or the depth head's on its view, then cached."""
         slot = idx.clamp(min=0)
         depth = self.slot_depth[worlds[:, None], slot]
-        need = use & (from_map | ~self.slot_has_depth[worlds[:, None], slot])
+        need = use & ~self.slot_has_depth[worlds[:, None], slot]
         if need.any():
             found = self.model.predict_depth(views[need]).float()
             depth[need] = found
-            keep = need & ~from_map
-            w_keep = worlds[:, None].expand_as(idx)[keep]
-            self.slot_depth[w_keep, slot[keep]] = found[keep[need]]
-            self.slot_has_depth[w_keep, slot[keep]] = True
+            w_need = worlds[:, None].expand_as(idx)[need]
+            self.slot_depth[w_need, slot[need]] = found
+            self.slot_has_depth[w_need, slot[need]] = True
         return depth
+
+    def _map_frames(self, j: torch.Tensor) -> torch.Tensor:
+        """Decoded scene map entries ``j (P,)`` -> ``(P, 64, 64, 3)`` uint8, each decoded once."""
+        todo = j.unique()
+        todo = todo[~self.map_has_frame[todo]]
+        if len(todo):
+            with self._autocast():
+                self.map_frames[todo] = self.model.decode(self.memory.scene_map.latents[todo])
+            self.map_has_frame[todo] = True
+        return self.map_frames[j]
+
+    def _map_view_depth(self, j: torch.Tensor) -> torch.Tensor:
+        """Depth of scene map entries ``j (P,)`` -> ``(P, 64, 64)``, each found once (after ``_map_frames``)."""
+        todo = j.unique()
+        todo = todo[~self.map_has_depth[todo]]
+        if len(todo):
+            self.map_depth[todo] = self.model.predict_depth(self.map_frames[todo]).to(self.map_depth.dtype)
+            self.map_has_depth[todo] = True
+        return self.map_depth[j].float()
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)

@@ -16,12 +16,14 @@ from worldmodels.unet import nearest_pose
 @dataclass
 class MemoryRead:
     """What the denoiser gets: ``latents (N, M, C, H, W)``, ``rel_pose (N, M, 3)``, ``mask (N, M)``,
-    and the bank slots picked ``indices (N, M)`` (-1 where empty)."""
+    and the bank slots picked ``indices (N, M)`` (-1 where empty); ``map_indices (N, M)``: the scene map's
+    entries picked (-1 where the pick is none), when the memory reads a map."""
 
     latents: torch.Tensor | None
     rel_pose: torch.Tensor | None
     mask: torch.Tensor | None
     indices: torch.Tensor
+    map_indices: torch.Tensor | None = None
 
 
 def reuse_stored_view(z: torch.Tensor, read: MemoryRead, tol: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,24 +110,28 @@ class DreamMemory:
         else:
             steps, valid = s.steps[:, :e], s.valid[:, :e]
             if self.scene_map is not None:
-                lat, poses, steps, valid, vis = self._with_map(query_pose, lat, poses, steps, valid, vis)
+                lat, poses, steps, valid, vis, map_j = self._with_map(query_pose, lat, poses, steps, valid, vis)
             r = retrieve(self.kind, now=now, query_pose=query_pose, query_latent=query_latent, latents=lat,
                          poses=poses, steps=steps, valid=valid, m=self.m, exclude_recent=self.exclude_recent, vis=vis)
         got, got_pose = r.gather(lat, poses)
         rel = relative_pose(got_pose, query_pose[:, None]) * r.mask[..., None]
         # a pick past the bank's first e slots is a map entry, no bank slot
+        on_map = r.mask & (r.indices >= e)
+        map_indices = None
+        if self.scene_map is not None and self.kind != "stateful":
+            map_indices = map_j.gather(1, (r.indices - e).clamp(min=0)).masked_fill(~on_map, -1)
         return MemoryRead(got * r.mask[..., None, None, None], rel, r.mask,
-                          r.indices.masked_fill(~r.mask | (r.indices >= e), -1))
+                          r.indices.masked_fill(~r.mask | (r.indices >= e), -1), map_indices)
 
     def _with_map(self, query_pose: torch.Tensor, lat: torch.Tensor, poses: torch.Tensor, steps: torch.Tensor,
                   valid: torch.Tensor, vis: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The bank's candidates ``(N, E, ...)`` followed by the map's entries nearest each query, stored at
-        ``MAP_STEP`` and always valid: ``(latents, poses, steps, valid, vis)``."""
-        map_lat, map_pose = self.scene_map.nearest(query_pose, self.map_candidates)
+        ``MAP_STEP`` and always valid: ``(latents, poses, steps, valid, vis)``, and the map entries ``(N, k)``."""
+        map_lat, map_pose, map_j = self.scene_map.nearest(query_pose, self.map_candidates)
         n, c = map_pose.shape[:2]
         return (torch.cat([lat, map_lat], 1), torch.cat([poses, map_pose], 1),
                 torch.cat([steps, steps.new_full((n, c), MAP_STEP)], 1), torch.cat([valid, valid.new_ones(n, c)], 1),
-                torch.cat([vis, view_visibility(query_pose, map_pose)], 1))
+                torch.cat([vis, view_visibility(query_pose, map_pose)], 1), map_j)
 
     def steps_since_visit(self, now: torch.Tensor, pose: torch.Tensor, min_overlap: float = 0.5) -> torch.Tensor:
         """Steps since a stored view overlapped ``pose``'s by ``min_overlap`` (outside the context); -1 if never."""

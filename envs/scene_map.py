@@ -44,11 +44,12 @@ class SceneMap:
     def to(self, device: torch.device | str) -> SceneMap:
         return SceneMap(self.latents.to(device), self.poses.to(device), self.autoencoder)
 
-    def nearest(self, query_pose: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The ``k`` entries nearest each query pose ``(N, 3)``: latents ``(N, k, C, h, w)``, poses ``(N, k, 3)``."""
+    def nearest(self, query_pose: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The ``k`` entries nearest each query pose ``(N, 3)``: latents ``(N, k, C, h, w)``, poses ``(N, k, 3)``
+        and their indices in the map ``(N, k)``."""
         k = min(k, len(self))
         j = pose_distance(self.poses[None], query_pose[:, None]).topk(k, dim=1, largest=False).indices
-        return self.latents[j], self.poses[j]
+        return self.latents[j], self.poses[j], j
 
     def check_model(self, model: WorldModel, path: str | Path) -> None:
         if autoencoder_fingerprint(model) != self.autoencoder:

@@ -255,6 +255,10 @@ def markdown_table(res: dict) -> str:
                 rows.append(f"| {kind} | " + " | ".join(
                     f"{r['exact_revisit_psnr_by_first_visit'].get(g, float('nan')):.2f} "
                     f"({r['exact_revisit_frames_by_first_visit'].get(g, 0)})" for g in groups) + " |")
+    if res.get("memory_cost_by_kind"):     # steps/s measured in turns against the memoryless dream
+        rows += ["", "| memory | paired steps/s | cost |", "| --- | --- | --- |"]
+        sps = res["memory_cost_steps_per_s"]
+        rows += [f"| {m} | {sps[m]:.0f} | {c:.1%} |" for m, c in res["memory_cost_by_kind"].items()]
     return "\n".join(rows) + "\n"
 
 
@@ -342,13 +346,16 @@ def run_eval(cfg: DictConfig, run: Path) -> dict:
     # the cost from steps/s measured in turns, best of three each: measured once per kind, minutes apart,
     # this machine's drifting speed alone moved the ratio by 10 points
     by_name = {r.name: r for r in runs}
-    paired = {m: 0.0 for m in (base, best)} if int(cfg.cost_repeats) > 0 else \
-        {m: results[m]["steps_per_s"] for m in (base, best)}      # cost_repeats=0: the one-pass figures
+    # also the turned, moved and map runs, whose cost differs most from the memory's alone
+    costed = list(dict.fromkeys([base, best, *(r.name for r in runs if r.turn_tol > 0 and not r.true_pose)]))
+    paired = {m: 0.0 for m in costed} if int(cfg.cost_repeats) > 0 else \
+        {m: results[m]["steps_per_s"] for m in costed}      # cost_repeats=0: the one-pass figures
     for _ in range(int(cfg.cost_repeats)):
         for m in paired:
             paired[m] = max(paired[m], by_name[m].dream(model, paths, cfg.source, ckpt)[1])
     results["memory_cost_steps_per_s"] = paired
     results["memory_cost"] = 1 - paired[best] / paired[base]
+    results["memory_cost_by_kind"] = {m: 1 - paired[m] / paired[base] for m in costed if m != base}
     # the same without reused views: what the memory-conditioned denoiser alone achieves
     denoiser_only = [m for m in cfg.memories if m != base]
     if denoiser_only:

@@ -126,7 +126,11 @@ def test_train_worldmodel_then_bench_and_revisit(tmp_path, tiny_dataset):
     for kind in ("none", "recency", "fov", "embedding", "stateful"):
         assert {"revisit_psnr", "revisit_ssim", "self_psnr", "nonrevisit_psnr", "steps_per_s", "pose_err_mean"} <= set(res[kind])
     assert "onestep_psnr" in res and {"fov+reuse", "memory_cost", "denoiser_revisit_gain_db", "copy_bound_psnr"} <= set(res)
-    assert set(res["memory_cost_steps_per_s"]) == {"none", res["best_memory"]}
+    # paired cost of the best kind and of every run that turns stored views (turn=[fov] by default), maps too
+    turned = {"fov+reuse+turn", "fov+reuse+turn+map"}
+    assert set(res["memory_cost_steps_per_s"]) == {"none", res["best_memory"]} | turned
+    assert set(res["memory_cost_by_kind"]) == {res["best_memory"]} | turned
+    assert res["memory_cost_by_kind"][res["best_memory"]] == res["memory_cost"]
     assert set(res["copy_bound_psnr_by_path"]) <= {"turn_around", "loop"} and res["copy_bound_psnr_by_path"]
     assert set(res["fov"]["revisit_psnr_by_path"]) == set(res["copy_bound_psnr_by_path"])
     # a full turn in place comes back to the context's own poses: those revisits are scored apart as exact

@@ -60,6 +60,8 @@ def test_the_memory_reads_the_map_entry_at_the_query_pose_when_the_episode_has_n
     j = d.argmin(1)
     assert torch.allclose(d[torch.arange(2), j], torch.zeros(2), atol=1e-6)
     torch.testing.assert_close(read.latents[torch.arange(2), j], smap.latents[[5, 17]])
+    assert read.map_indices[torch.arange(2), j].tolist() == [5, 17]
+    assert ((read.map_indices >= 0) == read.mask).all()                     # every pick here is a map entry
     # without the map the same empty memory has nothing to read
     bare = DreamMemory("fov", 2, (4, 16, 16), m=4, capacity=32, exclude_recent=2, bounds=(-7, 7, -7, 7))
     assert not bare.read(torch.tensor([10, 10]), q, torch.zeros(2, 4, 16, 16)).mask.any()
@@ -140,3 +142,32 @@ def test_an_agents_dream_reads_the_map_it_is_given(tmp_path, tiny_checkpoint, ti
     obs, *_ = venv.step(np.array([2, 2]))
     assert obs.shape[0] == 2
     venv.close()
+
+
+def test_the_dream_moves_map_views_decoding_each_entry_once(tmp_path, tiny_checkpoint, tiny_dataset):
+    from envs.dream_core import DreamConfig, DreamCore
+    from envs.tasks import TaskConfig
+    from worldmodels.depth_training import DepthFitConfig, fit_depth_head
+
+    arrays = load_arrays(tiny_dataset[0])
+    frames = torch.from_numpy(arrays.frames[:32])
+    model, _ = fit_depth_head(WorldModel.load(tiny_checkpoint), frames, torch.full((32, 64, 64), 2.0),
+                              DepthFitConfig(steps=2, batch=4), progress=False)
+    model.save(tmp_path / "depth.safetensors")
+    smap = build_scene_map(model, arrays, cell=1.0, yaw_bins=8)
+    smap.save(tmp_path / "map.safetensors")
+    cfg = DreamConfig(checkpoint=str(tmp_path / "depth.safetensors"), memory="fov", turn_tol=1.0, move=True,
+                      starts=str(tiny_dataset[0]),
+                      scene_map=str(tmp_path / "map.safetensors"), task=TaskConfig("reach", goal=(1e3, 1e3)))
+    core = DreamCore(cfg, 2)
+    core.reset_worlds([0, 1], [0, 1], [None, None])
+    for _ in range(3):
+        core.step(torch.tensor([2, 0]), smap.poses[[2, 3]])      # stepped onto map poses: their entries are moved
+    got = core.map_has_frame.nonzero()[:, 0]
+    assert len(got) > 0 and core.map_has_depth[got].all()
+    want = core.model.decode(smap.latents[got])
+    assert (core.map_frames[got].int() - want.int()).abs().max() <= 1
+    torch.testing.assert_close(core.map_depth[got].float(), core.model.predict_depth(want).half().float())
+    seen = core.map_frames.clone()
+    core.step(torch.tensor([2, 0]), smap.poses[[2, 3]])
+    assert torch.equal(core.map_frames[got], seen[got])        # kept, not decoded again
