@@ -38,6 +38,10 @@ class AgentConfig:
     starts: str | None = None       # dream start segments: .npz or a dataset folder (default: beside the checkpoint)
     memory: str = "fov"
     scene_map: str | None = None    # recorded views by pose for the dream's memory (memworld build-map)
+    # stored views drawn into the dream's frames (DreamConfig): reused at the same pose, turned or moved onto it
+    reuse_tol: float = 0.0
+    turn_tol: float = 0.0
+    move: bool = False
     sampler_steps: int | None = None
     compile: bool = False           # torch.compile the dream's denoiser and decoder (~1 min once, then faster)
     precision: str = "fp32"         # the dream's fp32 | bf16 | auto (bf16: 1.2-1.5x steps/s at 64 worlds on a CPU with AMX)
@@ -55,7 +59,8 @@ class AgentConfig:
             self.task = TaskConfig(**self.task)
         if self.algo not in ALGOS:
             raise ValueError(f"unknown algorithm {self.algo!r}; choose one of {sorted(ALGOS)}")
-        DreamConfig(precision=self.precision)   # the dream's own check, before any run folder or env exists
+        # the dream's own checks, before any run folder or env exists
+        DreamConfig(precision=self.precision, reuse_tol=self.reuse_tol, turn_tol=self.turn_tol, move=self.move)
         if self.scene_map and not Path(self.scene_map).is_file():
             raise FileNotFoundError(f"no scene map at {self.scene_map}: make one with memworld build-map")
         for k in ("total_timesteps", "n_envs", "eval_episodes", "max_episode_steps"):
@@ -76,6 +81,7 @@ def dream_venv(cfg: AgentConfig) -> VecMonitor:
     """The batched dream as an SB3 VecEnv, with episode statistics (``rollout/``)."""
     venv = DreamSB3VecEnv(num_envs=cfg.n_envs, source=cfg.source, checkpoint=cfg.checkpoint, starts=cfg.starts,
                           memory=cfg.memory, scene_map=cfg.scene_map,
+                          reuse_tol=cfg.reuse_tol, turn_tol=cfg.turn_tol, move=cfg.move,
                           sampler_steps=cfg.sampler_steps, max_episode_steps=cfg.max_episode_steps, compile=cfg.compile,
                           precision=cfg.precision, task=cfg.task, render_memory=True, render_mode="rgb_array")
     return VecMonitor(venv)

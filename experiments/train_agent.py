@@ -27,7 +27,8 @@ def agent_config(cfg: DictConfig) -> AgentConfig:
         algo=cfg.algo.name, task=task_config(cfg),
         total_timesteps=int(cfg.total_timesteps), n_envs=int(cfg.n_envs), source=cfg.source,
         checkpoint=cfg.checkpoint, starts=cfg.get("starts"), memory=cfg.memory, scene_map=cfg.get("scene_map"),
-        sampler_steps=cfg.sampler_steps,
+        reuse_tol=float(cfg.get("reuse_tol", 0.0)), turn_tol=float(cfg.get("turn_tol", 0.0)),
+        move=bool(cfg.get("move", False)), sampler_steps=cfg.sampler_steps,
         compile=bool(cfg.compile), precision=str(cfg.get("precision", "fp32")),
         max_episode_steps=int(cfg.max_episode_steps), eval_freq=int(cfg.eval_freq),
         eval_episodes=int(cfg.eval_episodes), eval_seed=int(cfg.eval_seed), video_every=int(cfg.video_every),
@@ -80,7 +81,8 @@ def run_agent(cfg: DictConfig, run: Path) -> dict:
     dream_succ = float(np.mean(model.ep_success_buffer)) if len(model.ep_success_buffer) else None
     frames = cfg.real_frames_used or real_frames_of_checkpoint(acfg.checkpoint, acfg.source)
     res = {"algo": acfg.algo, "task": acfg.task.name, "memory": acfg.memory, "dream_timesteps": acfg.total_timesteps,
-           "starts": acfg.starts,
+           "starts": acfg.starts, "scene_map": acfg.scene_map, "reuse_tol": acfg.reuse_tol, "turn_tol": acfg.turn_tol,
+           "move": acfg.move,
            "real_success_rate": final["real_success_rate"], "real_return": final["real_return"],
            "real_episode_length": final["real_episode_length"], "dream_return": float(dream_ret or 0.0),
            "dream_success_rate": dream_succ, "real_frames_used": frames, "eval_history": real_cb.history}

@@ -63,6 +63,8 @@ def test_bad_arguments_fail_before_work(tmp_path, tiny_dataset):
     p = memworld("train-agent", "scene_map=nowhere.safetensors", "runs_root=" + str(tmp_path), cwd=tmp_path,
                  check=False)
     assert p.returncode != 0 and "no scene map at nowhere.safetensors" in p.stderr + p.stdout
+    p = memworld("train-agent", "move=true", "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
+    assert p.returncode != 0 and "it needs turn_tol > 0" in p.stderr + p.stdout
     assert not any(tmp_path.glob("train-agent-*"))
     p = memworld("encode-dataset", f"dataset={tiny_dataset[0]}", "out=enc.npz", "runs_root=" + str(tmp_path),
                  cwd=tmp_path, check=False)
@@ -169,10 +171,12 @@ def test_train_agent_end_to_end(tmp_path, tiny_checkpoint):
     memworld("train-agent", f"checkpoint={tiny_checkpoint}", "compile=false", "total_timesteps=128", "n_envs=2",
              "eval_episodes=2",
              "max_episode_steps=20", "video_every=32", "algo.hyperparams.n_steps=64", "algo.hyperparams.batch_size=64",
-             "baseline=true", "real_frames_used=64", "progress=false", "runs_root=" + str(tmp_path), cwd=tmp_path)
+             "baseline=true", "real_frames_used=64", "progress=false", "reuse_tol=0.001", "turn_tol=0.1",
+             "runs_root=" + str(tmp_path), cwd=tmp_path)
     run = sorted(tmp_path.glob("train-agent-*"))[-1]
     res = json.loads((run / "results.json").read_text())
     assert {"real_success_rate", "real_return", "dream_return", "real_frames_used"} <= set(res)
+    assert (res["reuse_tol"], res["turn_tol"], res["move"]) == (0.001, 0.1, False)     # the dream's stored-view options
     assert 0 <= res["dream_success_rate"] <= 1
     assert res["baseline_real_frames"] == res["baseline_eval_history"][-1][0] >= 64   # whole rollouts: at least the budget
     assert (run / "success_vs_real_frames.png").is_file() and (run / "baseline_policy.zip").is_file()
@@ -201,15 +205,19 @@ def test_train_agent_end_to_end(tmp_path, tiny_checkpoint):
     ev = json.loads((tmp_path / "ev" / "results.json").read_text())
     assert ev["policies"][str(run / "policy.zip")]["real_episodes"] == 2
     memworld("eval-agent", f"policies=[{run / 'policy.zip'}]", "episodes=1", "max_episode_steps=5", "dream_episodes=3",
-             "dream_worlds=2", f"checkpoint={tiny_checkpoint}", "run_name=ev-dream", "runs_root=" + str(tmp_path),
+             "dream_worlds=2", f"checkpoint={tiny_checkpoint}", "turn_tol=0.1", "run_name=ev-dream", "runs_root=" + str(tmp_path),
              cwd=tmp_path)
     ev = json.loads((tmp_path / "ev-dream" / "results.json").read_text())
     fig = ev["policies"][str(run / "policy.zip")]
     assert fig["dream_episodes"] == 3 and 0 <= fig["dream_success_rate"] <= 1 and ev["dream_memory"] == "fov"
+    assert ev["dream_options"]["turn_tol"] == 0.1
     p = memworld("eval-agent", f"policies=[{run / 'policy.zip'}]", "dream_episodes=3", "memory=telepathy",
                  "run_name=ev-bad", "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
     assert p.returncode != 0 and "unknown memory kind 'telepathy'" in p.stderr + p.stdout
     assert not (tmp_path / "ev-bad").exists()                    # refused before a run folder was made
+    p = memworld("eval-agent", f"policies=[{run / 'policy.zip'}]", "dream_episodes=3", "move=true",
+                 "run_name=ev-bad", "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
+    assert p.returncode != 0 and "it needs turn_tol > 0" in p.stderr + p.stdout and not (tmp_path / "ev-bad").exists()
     for algo in ("ppo", "recurrent_ppo"):   # algo is a config group, as in train-agent
         p = memworld("eval-agent", f"algo={algo}", "policies=[nope.zip]", "runs_root=" + str(tmp_path), cwd=tmp_path,
                      check=False)
