@@ -46,7 +46,7 @@ class DreamStatsCallback(BaseCallback):
                 self._ep_ret[i] = 0
         self._gaps += [int(x["steps_since_visit"]) for x in infos if int(x.get("steps_since_visit", -1)) >= 0]
         if self.video_every and self.num_timesteps >= self._next_video:
-            from envs.dream import _render_side_by_side
+            from envs.dream.gym_env import _render_side_by_side
             core = _find_core(self.training_env)
             if core is not None:
                 self._frames.append(_render_side_by_side(core, 0))

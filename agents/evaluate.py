@@ -7,10 +7,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs.collection import FORWARD
-from envs.dataset import Episode
+from envs.data.collection import FORWARD
+from envs.data.dataset import Episode
+from envs.dream.config import DreamConfig
 from envs.sources import make_source
 from envs.tasks import RealTaskWrapper, TaskConfig
+from geometry import BLOCKED_BELOW
 
 
 @dataclass
@@ -27,11 +29,6 @@ class RealEvaluation:
         return {"real_return": float(self.returns.mean()), "real_success_rate": float(self.successes.mean()),
                 "real_episode_length": float(self.lengths.mean()), "real_episodes": len(self.returns),
                 "real_forward_blocked_share": blocked_share(moves)}
-
-
-#: a forward move that changed the position by less than this did not happen (a step is 0.15 in MiniWorld);
-#: worldmodels.heads.BLOCKED_BELOW is the same threshold (agents do not import worldmodels)
-BLOCKED_BELOW = 0.01
 
 
 def forward_moves(actions: np.ndarray, poses: np.ndarray) -> np.ndarray:
@@ -78,29 +75,25 @@ def evaluate_real(policy, source: str, task: TaskConfig, episodes: int, seed: in
     return RealEvaluation(np.array(rets), np.array(succ, float), np.array(lens), eps)
 
 
-def check_dream_evaluation(task: TaskConfig, memory: str) -> None:
+def check_dream_evaluation(dream: DreamConfig) -> None:
     """Refuse what ``evaluate_dream`` cannot judge, before any episode runs: a task whose termination is no
-    success, or an unknown memory kind."""
-    from memory import MEMORY_KINDS
-
-    if not task.pose_defined:
-        raise ValueError(f"a dream evaluation needs a pose-defined task (reach, homing), not {task.name!r}: "
+    success (the dream's own options were checked when its config was built)."""
+    if not dream.task.pose_defined:
+        raise ValueError(f"a dream evaluation needs a pose-defined task (reach, homing), not {dream.task.name!r}: "
                          "its termination is no success")
-    if memory not in MEMORY_KINDS:
-        raise ValueError(f"unknown memory kind {memory!r}; choose one of {list(MEMORY_KINDS)}")
 
 
-def evaluate_dream(policy, task: TaskConfig, episodes: int, seed: int, max_episode_steps: int = 300,
-                   deterministic: bool = False, worlds: int = 16, **dream_kwargs) -> dict[str, float]:
-    """Run ``policy.predict`` in ``worlds`` dream worlds (``dream_kwargs``: checkpoint, memory, starts, ...)
-    until ``episodes`` episodes are done, world i contributing its first ``(episodes + i) // worlds``
-    (as SB3's ``evaluate_policy`` does: counting whichever episodes end first would favour the short,
-    successful ones). Success is termination by the task (reach/homing: arrival)."""
+def evaluate_dream(policy, dream: DreamConfig, episodes: int, seed: int, deterministic: bool = False,
+                   worlds: int = 16) -> dict[str, float]:
+    """Run ``policy.predict`` in ``worlds`` worlds of the dream ``dream`` until ``episodes`` episodes are done,
+    world i contributing its first ``(episodes + i) // worlds`` (as SB3's ``evaluate_policy`` does: counting
+    whichever episodes end first would favour the short, successful ones). Success is termination by the task
+    (reach/homing: arrival)."""
     from envs.dream import DreamVectorEnv
 
-    check_dream_evaluation(task, dream_kwargs.get("memory", "fov"))
+    check_dream_evaluation(dream)
     worlds = max(1, min(worlds, episodes))
-    vec = DreamVectorEnv(num_envs=worlds, task=task, max_episode_steps=max_episode_steps, **dream_kwargs)
+    vec = DreamVectorEnv(num_envs=worlds, source=dream.source, config=dream)
     target = np.array([(episodes + i) // worlds for i in range(worlds)])
     count = np.zeros(worlds, int)
     rets, succ, lens, moves = [], [], [], []

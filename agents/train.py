@@ -16,8 +16,8 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
 from agents.callbacks import DreamStatsCallback, RealEvalCallback, next_multiple
-from envs.dream_core import DreamConfig
-from envs.sb3 import DreamSB3VecEnv
+from envs.dream.config import DreamConfig
+from envs.dream.sb3 import DreamSB3VecEnv
 from envs.tasks import TaskConfig
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN, "recurrent_ppo": RecurrentPPO}
@@ -27,25 +27,13 @@ POLICIES = {"recurrent_ppo": "CnnLstmPolicy"}
 
 @dataclass
 class AgentConfig:
-    """One agent run: algorithm, task, budget, dream settings, evaluation."""
+    """One agent run: algorithm, budget, the dream it trains in (whose task, source and episode length the real
+    env shares), evaluation."""
 
     algo: str = "ppo"
-    task: TaskConfig = field(default_factory=lambda: TaskConfig("reach"))
     total_timesteps: int = 20_000
     n_envs: int = 16
-    source: str = "miniworld"
-    checkpoint: str | None = None
-    starts: str | None = None       # dream start segments: .npz or a dataset folder (default: beside the checkpoint)
-    memory: str = "fov"
-    scene_map: str | None = None    # recorded views by pose for the dream's memory (memworld build-map)
-    # stored views drawn into the dream's frames (DreamConfig): reused at the same pose, turned or moved onto it
-    reuse_tol: float = 0.0
-    turn_tol: float = 0.0
-    move: bool = False
-    sampler_steps: int | None = None
-    compile: bool = False           # torch.compile the dream's denoiser and decoder (~1 min once, then faster)
-    precision: str = "fp32"         # the dream's fp32 | bf16 | auto (bf16: 1.2-1.5x steps/s at 64 worlds on a CPU with AMX)
-    max_episode_steps: int = 150
+    dream: DreamConfig = field(default_factory=DreamConfig)
     eval_freq: int = 0              # 0: evaluate only at the end
     eval_episodes: int = 20
     eval_seed: int = 800_000        # real evaluation seeds (held out from collection)
@@ -55,17 +43,19 @@ class AgentConfig:
     hyperparams: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if isinstance(self.task, dict):
-            self.task = TaskConfig(**self.task)
+        if isinstance(self.dream, dict):
+            self.dream = DreamConfig.from_dict(self.dream)
         if self.algo not in ALGOS:
             raise ValueError(f"unknown algorithm {self.algo!r}; choose one of {sorted(ALGOS)}")
-        # the dream's own checks, before any run folder or env exists
-        DreamConfig(precision=self.precision, reuse_tol=self.reuse_tol, turn_tol=self.turn_tol, move=self.move)
-        if self.scene_map and not Path(self.scene_map).is_file():
-            raise FileNotFoundError(f"no scene map at {self.scene_map}: make one with memworld build-map")
-        for k in ("total_timesteps", "n_envs", "eval_episodes", "max_episode_steps"):
+        if self.dream.scene_map and not Path(self.dream.scene_map).is_file():
+            raise FileNotFoundError(f"no scene map at {self.dream.scene_map}: make one with memworld build-map")
+        for k in ("total_timesteps", "n_envs", "eval_episodes"):
             if getattr(self, k) < 1:
                 raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
+
+    @property
+    def task(self) -> TaskConfig:
+        return self.dream.task
 
 
 def make_agent(cfg: AgentConfig, venv, tb_dir: Path | None) -> BaseAlgorithm:
@@ -79,11 +69,8 @@ def make_agent(cfg: AgentConfig, venv, tb_dir: Path | None) -> BaseAlgorithm:
 
 def dream_venv(cfg: AgentConfig) -> VecMonitor:
     """The batched dream as an SB3 VecEnv, with episode statistics (``rollout/``)."""
-    venv = DreamSB3VecEnv(num_envs=cfg.n_envs, source=cfg.source, checkpoint=cfg.checkpoint, starts=cfg.starts,
-                          memory=cfg.memory, scene_map=cfg.scene_map,
-                          reuse_tol=cfg.reuse_tol, turn_tol=cfg.turn_tol, move=cfg.move,
-                          sampler_steps=cfg.sampler_steps, max_episode_steps=cfg.max_episode_steps, compile=cfg.compile,
-                          precision=cfg.precision, task=cfg.task, render_memory=True, render_mode="rgb_array")
+    venv = DreamSB3VecEnv(num_envs=cfg.n_envs, source=cfg.dream.source, config=cfg.dream, render_memory=True,
+                          render_mode="rgb_array")
     return VecMonitor(venv)
 
 
@@ -91,7 +78,8 @@ def real_venv(cfg: AgentConfig) -> VecMonitor:
     """The real source with the same task, for the baseline trained on real frames."""
     from agents.evaluate import make_real_env
 
-    fns = [lambda: make_real_env(cfg.source, cfg.task, cfg.max_episode_steps) for _ in range(cfg.n_envs)]
+    d = cfg.dream
+    fns = [lambda: make_real_env(d.source, d.task, d.max_episode_steps) for _ in range(cfg.n_envs)]
     return VecMonitor(DummyVecEnv(fns))
 
 
@@ -140,8 +128,8 @@ def train(cfg: AgentConfig, run: Path, where: str = "dream", progress: bool = Tr
     history = run / f"{where}_eval_history.json"
     if not resume.exists():
         history.unlink(missing_ok=True)     # a fresh start: no evaluations from an earlier attempt
-    real_cb = RealEvalCallback(cfg.source, cfg.task, cfg.eval_freq, cfg.eval_episodes, cfg.eval_seed,
-                               cfg.max_episode_steps, video_dir=videos, history_path=history)
+    real_cb = RealEvalCallback(cfg.dream.source, cfg.task, cfg.eval_freq, cfg.eval_episodes, cfg.eval_seed,
+                               cfg.dream.max_episode_steps, video_dir=videos, history_path=history)
     callbacks = [real_cb]
     if where == "dream":
         callbacks.append(DreamStatsCallback(cfg.video_every, video_dir=videos))

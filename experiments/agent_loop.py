@@ -9,43 +9,42 @@ performance against real frames used is the headline curve.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from agents.evaluate import evaluate_real
-from agents.train import train
-from envs.dataset import FrameArrays, read_episodes, write_dataset
-from envs.memory_sampler import EpisodeMemorySampler, MemorySamplerConfig
-from envs.starts import StartSegments
+from agents.train import AgentConfig, train
+from envs.data.dataset import FrameArrays, read_episodes, write_dataset
+from envs.data.memory_sampler import EpisodeMemorySampler, MemorySamplerConfig
+from envs.data.starts import StartSegments
 from envs.tasks import TaskConfig
 from worldmodels.checkpoint import atomic_write_bytes, load_tensors
 from worldmodels.train import TrainConfig, Trainer
 from worldmodels.world_model import WorldModel
 
 
-def run_loop(cfg: DictConfig, run: Path, agent_config) -> dict:
-    from envs.dream_core import default_checkpoint
-
-    ckpt = str(cfg.checkpoint or default_checkpoint(cfg.source))
+def run_loop(cfg: DictConfig, run: Path, base: AgentConfig) -> dict:
+    ckpt = str(base.dream.checkpoint_path())
     _, meta = load_tensors(ckpt)
     if not meta.get("dataset") or not Path(meta["dataset"]).exists():
         raise FileNotFoundError(f"loop=true fine-tunes on the world model's dataset, but {meta.get('dataset')!r} "
                                 f"(from {ckpt}) is not here; recreate it with: {meta.get('dataset_recipe')}")
     episodes = read_episodes(meta["dataset"])
-    curve, policy, acfg = [], None, None
+    curve, policy = [], None
     for c in range(int(cfg.cycles)):
         cdir = run / f"cycle{c}"
         cdir.mkdir(parents=True, exist_ok=True)
         if c > 0:
             # the source's own rewards and terminations (task "learned"): they train the learned heads
-            new = evaluate_real(policy, cfg.source, TaskConfig("learned"), int(cfg.loop_collect_episodes),
-                                900_000 + 1000 * c, acfg.max_episode_steps).episodes
-            write_dataset(cdir / "policy_episodes", new, 3, {"source": cfg.source, "policy": f"cycle {c - 1} agent"})
+            new = evaluate_real(policy, base.dream.source, TaskConfig("learned"), int(cfg.loop_collect_episodes),
+                                900_000 + 1000 * c, base.dream.max_episode_steps).episodes
+            write_dataset(cdir / "policy_episodes", new, 3, {"source": base.dream.source, "policy": f"cycle {c - 1} agent"})
             episodes += new
             ckpt = finetune(ckpt, episodes, cdir, int(cfg.loop_finetune_steps))
-        acfg = agent_config(OmegaConf.merge(cfg, {"checkpoint": ckpt}))
+        acfg = dataclasses.replace(base, dream=dataclasses.replace(base.dream, checkpoint=ckpt))
         policy, cb = train(acfg, cdir, "dream", progress=cfg.progress)
         policy.save(cdir / "policy.zip")
         fig = cb.evaluate()

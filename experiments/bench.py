@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import resource
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from experiments.conf import dream_config
 from experiments.runs import make_run_dir, save_config, write_results
 from worldmodels.flops import call_rates, count_flops, matmul_ceiling_gflops, time_call
 
@@ -69,22 +71,23 @@ def bench_sources(cfg: DictConfig) -> dict:
 
 
 def _heldout(cfg: DictConfig):
-    from envs.collection import collect
-    from envs.dataset import load_arrays, write_dataset
+    from envs.data.collection import collect
+    from envs.data.dataset import load_arrays, write_dataset
     from envs.sources import make_source
 
     path = Path(cfg.heldout)
     if not path.exists():
-        env = make_source(cfg.source)
+        source = cfg.dream.source
+        env = make_source(source)
         write_dataset(path, collect(env, "revisit", cfg.heldout_episodes, seed=900_000, max_steps=300), 3,
-                      {"source": cfg.source, "policy": "revisit", "seed": 900_000})
+                      {"source": source, "policy": "revisit", "seed": 900_000})
     return load_arrays(path)
 
 
 @torch.no_grad()
 def heldout_memory(model, arr, targets: np.ndarray, rng: np.random.Generator):
     """Memory for held-out targets, drawn by the fov retriever with true poses (as in training)."""
-    from envs.memory_sampler import EpisodeMemorySampler, MemorySamplerConfig
+    from envs.data.memory_sampler import EpisodeMemorySampler, MemorySamplerConfig
 
     if not model.cfg.denoiser.memory:
         return None
@@ -127,7 +130,7 @@ def memory_use_figures(model, arr, targets: np.ndarray, memory) -> dict:
 
 def onestep_on_heldout(model, heldout: str, samples: int, seed: int = 0) -> dict:
     """One-step figures on ``samples`` random targets of the held-out dataset."""
-    from envs.dataset import load_arrays
+    from envs.data.dataset import load_arrays
     from worldmodels.evaluation import onestep_figures
 
     arr = load_arrays(heldout)
@@ -199,8 +202,8 @@ def bench_dream(cfg: DictConfig) -> dict:
     from worldmodels.precision import uses_bf16
 
     rss0 = rss_mb()
-    precision = str(cfg.get("precision", "fp32"))
-    device = torch.device(str(cfg.get("device", "cpu")))
+    dream_cfg = dream_config(cfg.dream)
+    precision, device = dream_cfg.precision, torch.device(dream_cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("bench device=cuda, but torch sees no CUDA device")
     dtype = torch.bfloat16 if uses_bf16(precision, device) else torch.float32
@@ -210,27 +213,28 @@ def bench_dream(cfg: DictConfig) -> dict:
     ceiling_start = matmul_ceiling_gflops(sizes, dtype=dtype, device=device)
     dream, dream_best, real, flops_step = {}, {}, {}, None
     for n in cfg.worlds:
-        vec = DreamVectorEnv(num_envs=n, source=cfg.source, checkpoint=cfg.checkpoint, memory=cfg.memory,
-                             compile=bool(cfg.compile), precision=precision, device=str(device))
+        vec = DreamVectorEnv(num_envs=n, source=dream_cfg.source, config=dream_cfg)
         vec.reset(seed=0)
         rng = np.random.default_rng(0)
         for _ in range(3):  # warm up (and compile, when asked)
             vec.step(rng.integers(0, 3, n))
         if flops_step is None:
-            vec1 = DreamVectorEnv(num_envs=1, source=cfg.source, checkpoint=cfg.checkpoint, memory=cfg.memory)
+            # FLOPs counted in eager mode on CPU: a compiled graph hides its operations from the counter
+            eager = dataclasses.replace(dream_cfg, compile=False, device="cpu", precision="fp32")
+            vec1 = DreamVectorEnv(num_envs=1, source=eager.source, config=eager)
             vec1.reset(seed=0)
             flops_step = count_flops(lambda: vec1.step(np.array([2])))
         mean, best = call_rates(lambda: vec.step(rng.integers(0, 3, n)), cfg.seconds)
         dream[n], dream_best[n] = n * mean, n * best
         # real=false skips the real env, e.g. on a GPU machine with no OpenGL for MiniWorld
-        real[n] = real_steps_per_s(cfg.source, n, cfg.seconds) if cfg.get("real", True) else None
+        real[n] = real_steps_per_s(dream_cfg.source, n, cfg.seconds) if cfg.get("real", True) else None
         print(f"N={n}: dream {dream[n]:.0f} steps/s (best window {dream_best[n]:.0f}), real "
               + (f"{real[n]:.0f} steps/s" if real[n] is not None else "not measured"))
     ceiling_end = matmul_ceiling_gflops(sizes, dtype=dtype, device=device)
     ceiling = max(ceiling_start, ceiling_end)
     n_best = max(dream_best, key=dream_best.get)
     achieved = dream_best[n_best] * flops_step / 1e9
-    return {"memory": cfg.memory, "compile": bool(cfg.compile), "device": str(device),
+    return {"memory": dream_cfg.memory, "compile": dream_cfg.compile, "device": str(device),
             "precision": "bf16" if dtype == torch.bfloat16 else "fp32",
             "dream_steps_per_s": dream, "dream_steps_per_s_best_window": dream_best, "real_steps_per_s": real,
             "gflop_per_step": flops_step / 1e9, "achieved_gflops": achieved, "achieved_at_worlds": n_best,
@@ -274,8 +278,8 @@ def bench_longrun(cfg: DictConfig) -> dict:
     from envs.dream import DreamVectorEnv
 
     n = int(cfg.longrun_worlds)
-    vec = DreamVectorEnv(num_envs=n, source=cfg.source, checkpoint=cfg.checkpoint, memory=cfg.memory,
-                         max_episode_steps=int(cfg.longrun_episode_steps))
+    dream_cfg = dataclasses.replace(dream_config(cfg.dream), max_episode_steps=int(cfg.longrun_episode_steps))
+    vec = DreamVectorEnv(num_envs=n, source=dream_cfg.source, config=dream_cfg)
     vec.reset(seed=0)
     rng = np.random.default_rng(0)
     calls = int(cfg.longrun_steps) // n
@@ -312,10 +316,10 @@ def main(cfg: DictConfig) -> None:
     if cfg.target == "sources":
         res = bench_sources(cfg)
     elif cfg.target == "worldmodel":
-        from envs.dream_core import default_checkpoint
         from worldmodels.world_model import WorldModel
 
-        model = WorldModel.load(cfg.checkpoint or default_checkpoint(cfg.source), source=cfg.source)
+        dream_cfg = dream_config(cfg.dream)
+        model = WorldModel.load(dream_cfg.checkpoint_path(), source=dream_cfg.source)
         res = bench_worldmodel(cfg, model)
     elif cfg.target == "dream":
         res = bench_dream(cfg)

@@ -14,11 +14,11 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from envs.dataset import load_arrays, read_metadata
-from envs.dream_core import default_checkpoint
-from envs.scene_map import build_scene_map
+from envs.data.dataset import load_arrays, read_metadata
+from envs.dream.config import default_checkpoint
+from envs.data.scene_map import build_scene_map, save_scene_map
 from experiments.runs import make_run_dir, save_config, write_results
-from memory import pose_distance
+from geometry import pose_distance
 from worldmodels.metrics import psnr
 from worldmodels.world_model import WorldModel
 
@@ -42,7 +42,7 @@ def run(cfg: DictConfig, run_dir: Path, meta: dict) -> dict:
         arrays = arrays.split(int(cfg.heldout_episodes))[0]
     smap = build_scene_map(model, arrays, float(cfg.cell), int(cfg.yaw_bins))
     out = Path(cfg.out) if cfg.out else run_dir / "scene_map.safetensors"
-    smap.save(out)
+    save_scene_map(smap, out)
     res = {"scene_map": str(out), "entries": len(smap), "bytes": out.stat().st_size, "cell": float(cfg.cell),
            "yaw_bins": int(cfg.yaw_bins), "from_frames": int(len(arrays.poses)), "checkpoint": str(ckpt),
            "build_seconds": time.perf_counter() - t0}

@@ -9,8 +9,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from envs.collection import collect
-from envs.dataset import write_dataset
+from envs.data.collection import collect
+from envs.data.dataset import write_dataset
 from envs.sources import SOURCES, make_source
 from experiments.runs import make_run_dir, save_config, write_results
 

@@ -20,23 +20,40 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from envs.dream.config import DreamConfig
+from experiments.conf import dream_config
 from experiments.runs import make_run_dir, save_config, write_results
 from worldmodels.checkpoint import atomic_write_bytes
 
 CONF = Path(__file__).parent / "conf"
 CODE = Path(__file__).resolve().parent.parent
-PACKAGES = ("envs", "worldmodels", "memory", "agents", "experiments")
+PACKAGES = ("envs", "worldmodels", "memory", "geometry", "agents", "experiments")
 STAGES = ("collect", "worldmodel", "revisit", "agent", "throughput")
 
 
 def command_config(name: str, **overrides: Any) -> DictConfig:
     """A command's yaml config (without Hydra's own keys) with ``overrides`` merged in."""
     cfg = OmegaConf.load(CONF / f"{name}.yaml")
-    for k in ("defaults", "hydra"):
-        cfg.pop(k, None)
+    defaults = cfg.pop("defaults", [])
+    cfg.pop("hydra", None)
+    if {"dream": "base"} in defaults:     # the dream group's option is DreamConfig itself
+        cfg = OmegaConf.merge({"dream": OmegaConf.structured(DreamConfig)}, cfg)
     if name == "train_agent":
         cfg.algo = OmegaConf.load(CONF / "algo" / "ppo.yaml")
     return OmegaConf.merge(cfg, overrides)
+
+
+def changed(d: dict, default: dict) -> dict:
+    """The entries of ``d`` that differ from ``default``, nested dicts compared key by key."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and isinstance(default.get(k), dict):
+            sub = changed(v, default[k])
+            if sub:
+                out[k] = sub
+        elif v != default.get(k):
+            out[k] = v
+    return out
 
 
 class RunLock:
@@ -131,24 +148,27 @@ def run_demo(cfg: DictConfig, run: Path) -> dict:
     from experiments.eval_revisit import run_eval
     from experiments.train_agent import run_agent
 
-    checkpoint = cfg.checkpoint
+    base = dream_config(cfg.dream)
+    source, checkpoint = base.source, base.checkpoint
     if cfg.retrain:
         # keyed on the configs alone: an hour of training is not redone for a code edit (fresh=true redoes it)
         checkpoint = stage(run, "retrain", lambda: retrain(cfg, run), fingerprint(cfg, None, code_root=None))["checkpoint"]
     if checkpoint is None:
-        from envs.dream_core import default_checkpoint
-        checkpoint = str(default_checkpoint(cfg.source))
+        checkpoint = str(base.checkpoint_path())
+    # what the demo sets of the dream, over each command's own dream (the agent's task stays train_agent.yaml's)
+    dream = {**changed(OmegaConf.to_container(cfg.dream), OmegaConf.to_container(OmegaConf.structured(DreamConfig))),
+             "checkpoint": checkpoint}
 
     def collect():
         out = run / "real_episodes"
         shutil.rmtree(out, ignore_errors=True)  # an interrupted earlier try left no finished stage
-        return run_collect(CollectConfig(env=cfg.source, policy="revisit", episodes=cfg.collect_episodes, seed=600_000,
+        return run_collect(CollectConfig(env=source, policy="revisit", episodes=cfg.collect_episodes, seed=600_000,
                                          out=str(out), progress=cfg.progress), run)
 
     def worldmodel():
         from worldmodels.world_model import WorldModel
-        model = WorldModel.load(checkpoint, source=cfg.source)
-        bcfg = command_config("bench", target="worldmodel", source=cfg.source, checkpoint=checkpoint,
+        model = WorldModel.load(checkpoint, source=source)
+        bcfg = command_config("bench", target="worldmodel", dream=dream,
                               heldout=cfg.heldout, heldout_episodes=cfg.heldout_episodes,
                               samples=cfg.worldmodel_samples, seconds=1.0)
         return bench_worldmodel(bcfg, model)
@@ -156,7 +176,7 @@ def run_demo(cfg: DictConfig, run: Path) -> dict:
     def revisit():
         out = run / "revisit"
         out.mkdir(exist_ok=True)
-        rcfg = command_config("eval_revisit", source=cfg.source, checkpoint=checkpoint, heldout=cfg.heldout,
+        rcfg = command_config("eval_revisit", dream={**dream, "compile": False}, heldout=cfg.heldout,
                               seeds_per_kind=cfg.revisit_seeds_per_kind, onestep_samples=0)
         return run_eval(rcfg, out)
 
@@ -164,15 +184,15 @@ def run_demo(cfg: DictConfig, run: Path) -> dict:
         out = run / "agent"
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir()
-        acfg = command_config("train_agent", source=cfg.source, checkpoint=checkpoint,
+        acfg = command_config("train_agent", dream=dream,
                               total_timesteps=cfg.agent_timesteps, n_envs=cfg.agent_envs,
                               eval_episodes=cfg.agent_eval_episodes, progress=cfg.progress,
-                              eval_freq=max(1, cfg.agent_timesteps // 4), compile=bool(cfg.compile))
+                              eval_freq=max(1, cfg.agent_timesteps // 4))
         return run_agent(acfg, out)
 
     def throughput():
-        dcfg = command_config("bench", target="dream", source=cfg.source, checkpoint=checkpoint,
-                              worlds=list(cfg.bench_worlds), seconds=cfg.bench_seconds, compile=bool(cfg.compile))
+        dcfg = command_config("bench", target="dream", dream=dream,
+                              worlds=list(cfg.bench_worlds), seconds=cfg.bench_seconds)
         return bench_dream(dcfg)
 
     results = {"checkpoint": checkpoint}
@@ -194,7 +214,7 @@ def retrain(cfg: DictConfig, run: Path) -> dict:
           f"denoiser steps: about 45-60 minutes on 2 CPU cores, minutes on a GPU")
     data = run / "train_dataset"
     if not data.exists():
-        run_collect(CollectConfig(env=cfg.source, policy="revisit", episodes=200, seed=1000, out=str(data)), run)
+        run_collect(CollectConfig(env=cfg.dream.source, policy="revisit", episodes=200, seed=1000, out=str(data)), run)
     tcfg.dataset = str(data)
     wm = run / "worldmodel"
     wm.mkdir(exist_ok=True)

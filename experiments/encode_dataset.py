@@ -13,9 +13,9 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from envs.dataset import load_arrays, read_metadata
-from envs.dream_core import default_checkpoint
-from envs.encoded_dataset import DTYPES, autoencoder_fingerprint, encode_arrays, save_encoded
+from envs.data.dataset import load_arrays, read_metadata
+from envs.dream.config import default_checkpoint
+from envs.data.encoded_dataset import DTYPES, autoencoder_fingerprint, encode_arrays, save_encoded
 from experiments.runs import make_run_dir, save_config, write_results
 from worldmodels.train import pick_device
 from worldmodels.world_model import WorldModel

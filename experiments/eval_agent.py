@@ -2,7 +2,7 @@
 
 Several policies on the same held-out seeds, so that a dream-trained agent and its real-env
 baseline are compared on the same starts with more episodes than training's evaluations use.
-With ``dream_episodes > 0`` each policy is also run in the dream (``memory``, ``checkpoint``), the
+With ``dream_episodes > 0`` each policy is also run in the dream (the ``dream`` group), the
 figure that says whether a task is solved in the dream at all.
 """
 
@@ -15,10 +15,9 @@ from omegaconf import DictConfig
 
 from agents.evaluate import check_dream_evaluation, evaluate_dream, evaluate_real
 from agents.train import ALGOS
-from envs.dream_core import DreamConfig
-from envs.tasks import TaskConfig
+from envs.dream.config import DreamConfig
+from experiments.conf import dream_config
 from experiments.runs import make_run_dir, save_config, write_results
-from experiments.train_agent import task_config
 
 
 def load_policy(path: str, algo: str):
@@ -33,26 +32,18 @@ def load_policy(path: str, algo: str):
         raise ValueError(f"policy {path} could not be loaded as {algo}: {exc}") from exc
 
 
-def dream_options(cfg: DictConfig) -> dict:
-    """The dream's stored-view options of an eval-agent config (as train-agent's)."""
-    return {"scene_map": cfg.get("scene_map"), "reuse_tol": float(cfg.get("reuse_tol", 0.0)),
-            "turn_tol": float(cfg.get("turn_tol", 0.0)), "move": bool(cfg.get("move", False))}
-
-
-def run_eval(cfg: DictConfig, task: TaskConfig, policies: dict) -> dict:
+def run_eval(cfg: DictConfig, dream: DreamConfig, policies: dict) -> dict:
+    task, dream_on = dream.task, int(cfg.dream_episodes) > 0
     out = {"task": task.name, "start_region": task.start_region, "episodes": int(cfg.episodes),
            "seed": int(cfg.seed), "deterministic": bool(cfg.deterministic), "dream_episodes": int(cfg.dream_episodes),
-           "dream_memory": cfg.memory if int(cfg.dream_episodes) > 0 else None,
-           "dream_options": dream_options(cfg) if int(cfg.dream_episodes) > 0 else None, "policies": {}}
+           "dream": dream.to_dict() if dream_on else None, "policies": {}}
     for path, policy in policies.items():
-        fig = evaluate_real(policy, cfg.source, task, int(cfg.episodes), int(cfg.seed), int(cfg.max_episode_steps),
+        fig = evaluate_real(policy, dream.source, task, int(cfg.episodes), int(cfg.seed), dream.max_episode_steps,
                             deterministic=bool(cfg.deterministic)).figures()
-        if int(cfg.dream_episodes) > 0:
-            fig.update(evaluate_dream(policy, task, int(cfg.dream_episodes), int(cfg.seed), int(cfg.max_episode_steps),
-                                      deterministic=bool(cfg.deterministic), worlds=int(cfg.dream_worlds),
-                                      checkpoint=cfg.checkpoint, starts=cfg.starts, memory=cfg.memory,
-                                      compile=bool(cfg.compile), **dream_options(cfg)))
-            print(f"{path}: in the dream ({cfg.memory} memory) success {fig['dream_success_rate']:.2f}, "
+        if dream_on:
+            fig.update(evaluate_dream(policy, dream, int(cfg.dream_episodes), int(cfg.seed),
+                                      deterministic=bool(cfg.deterministic), worlds=int(cfg.dream_worlds)))
+            print(f"{path}: in the dream ({dream.memory} memory) success {fig['dream_success_rate']:.2f}, "
                   f"return {fig['dream_return']:.3f}, forward moves blocked {fig['dream_forward_blocked_share']}")
         out["policies"][path] = fig
         print(f"{path}: success {fig['real_success_rate']:.2f}, return {fig['real_return']:.3f}, "
@@ -64,17 +55,15 @@ def run_eval(cfg: DictConfig, task: TaskConfig, policies: dict) -> dict:
 def main(cfg: DictConfig) -> None:
     if not cfg.policies:
         raise ValueError("give policies=[path.zip, ...]")
-    task = task_config(cfg)   # the task and every policy are checked before any episode runs
+    dream = dream_config(cfg.dream)   # the task, the dream and every policy are checked before any episode runs
     if int(cfg.dream_episodes) > 0:
-        check_dream_evaluation(task, cfg.memory)
-        opts = dream_options(cfg)
-        DreamConfig(memory=cfg.memory, **{k: v for k, v in opts.items() if k != "scene_map"})
-        if opts["scene_map"] and not Path(opts["scene_map"]).is_file():
-            raise FileNotFoundError(f"no scene map at {opts['scene_map']}: make one with memworld build-map")
+        check_dream_evaluation(dream)
+        if dream.scene_map and not Path(dream.scene_map).is_file():
+            raise FileNotFoundError(f"no scene map at {dream.scene_map}: make one with memworld build-map")
     policies = {str(p): load_policy(str(p), cfg.algo.name) for p in cfg.policies}
     run = make_run_dir("eval-agent", cfg.runs_root, cfg.run_name)
     save_config(run, cfg)
-    write_results(run, run_eval(cfg, task, policies))
+    write_results(run, run_eval(cfg, dream, policies))
 
 
 if __name__ == "__main__":

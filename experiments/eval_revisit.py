@@ -18,35 +18,30 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from envs.dream_core import DreamConfig, DreamCore, default_checkpoint
-from envs.revisit import REVISIT_TOL, RevisitPath, run_path
-from envs.scene_map import SceneMap
+from envs.dream.config import DreamConfig, StoredViewsConfig
+from envs.dream.core import DreamCore
+from envs.data.revisit import REVISIT_TOL, RevisitPath, run_path
+from envs.data.scene_map import load_scene_map
 from envs.sources import make_source
 from envs.tasks import TaskConfig
+from experiments.conf import dream_config
 from experiments.runs import make_run_dir, save_config, write_results
 from memory import MEMORY_KINDS, RETRIEVERS
-from worldmodels.heads import pose_change, stalled
+from geometry import nearest_pose, pose_change, stalled
 from worldmodels.metrics import psnr, psnr_per_frame, ssim
-from worldmodels.unet import nearest_pose
 from worldmodels.world_model import WorldModel
 
 
-def dream_paths(model: WorldModel, paths: list[RevisitPath], memory: str, source: str,
-                checkpoint: str, reuse_tol: float = 0.0, true_pose: bool = False,
-                scene_map: str | None = None, turn_tol: float = 0.0,
-                turn_max_yaw: float = DreamConfig.turn_max_yaw, move: bool = False) -> tuple[np.ndarray, float, np.ndarray]:
-    """Dream every path at once (one world each) from its real context with its actions.
+def dream_paths(model: WorldModel, paths: list[RevisitPath], dream: DreamConfig,
+                true_pose: bool = False) -> tuple[np.ndarray, float, np.ndarray]:
+    """Dream every path at once (one world each) from its real context with its actions, in the dream ``dream``
+    (its task and episode length replaced: a path never ends early).
 
     Returns frames ``(P, T+1, 64, 64, 3)`` aligned with the real frames (context copied in), steps/s,
     and the dream's own poses ``(P, T+1, 3)`` (the real ones over the context). ``true_pose``: the dream
-    steps to the real poses instead of its heads' (a diagnostic: what is left once the pose cannot drift);
-    ``scene_map``: a map file whose views the memory reads beside the episode's; ``turn_tol``: stored views of
-    the same place under another heading are turned to the new one (``DreamConfig.turn_tol``), and with ``move``
-    also moved there by their depth (``DreamConfig.move``).
+    steps to the real poses instead of its heads' (a diagnostic: what is left once the pose cannot drift).
     """
-    cfg = DreamConfig(source=source, checkpoint=checkpoint, memory=memory, reuse_tol=reuse_tol, scene_map=scene_map,
-                      turn_tol=turn_tol, turn_max_yaw=turn_max_yaw, move=move,
-                      task=TaskConfig("reach", goal=(1e3, 1e3)), max_episode_steps=10_000)
+    cfg = replace(dream, task=TaskConfig("reach", goal=(1e3, 1e3)), max_episode_steps=10_000)
     core = DreamCore(cfg, len(paths), model=model, starts=_NoStarts())
     core.reset_worlds(list(range(len(paths))), [p.seed for p in paths], [p.context() for p in paths])
     k, t_max = paths[0].k, max(len(p.frames) for p in paths)
@@ -69,22 +64,41 @@ def dream_paths(model: WorldModel, paths: list[RevisitPath], memory: str, source
 
 @dataclass(frozen=True)
 class DreamRun:
-    """One dream of the paths: its name in results.json, memory kind and options (``dream_paths``)."""
+    """One dream of the paths: its name in results.json, the dream, and whether it steps to the real poses."""
 
     name: str
-    kind: str
-    reuse_tol: float = 0.0
+    dream: DreamConfig
     true_pose: bool = False
-    scene_map: str | None = None
-    turn_tol: float = 0.0
-    turn_max_yaw: float = DreamConfig.turn_max_yaw
-    move: bool = False
 
-    def dream(self, model: WorldModel, paths: list[RevisitPath], source: str,
-              checkpoint: str) -> tuple[np.ndarray, float, np.ndarray]:
-        return dream_paths(model, paths, self.kind, source, checkpoint, reuse_tol=self.reuse_tol,
-                           true_pose=self.true_pose, scene_map=self.scene_map, turn_tol=self.turn_tol,
-                           turn_max_yaw=self.turn_max_yaw, move=self.move)
+    @property
+    def kind(self) -> str:
+        return self.dream.memory
+
+    def run(self, model: WorldModel, paths: list[RevisitPath]) -> tuple[np.ndarray, float, np.ndarray]:
+        return dream_paths(model, paths, self.dream, self.true_pose)
+
+
+def revisit_runs(cfg: DictConfig, base: DreamConfig) -> list[DreamRun]:
+    """The dreams an eval-revisit config asks for: each memory kind, then the kinds in ``reuse``, ``turn`` and
+    ``move`` with stored views (eval-revisit's ``reuse_max_sq_dist``, ``turn_radius``, ``move_radius``), then
+    those again stepped to the real poses (``true_pose``) and reading the scene map (``map``)."""
+    def run(name: str, m: str, **views) -> DreamRun:
+        return DreamRun(name, replace(base, memory=m, scene_map=None, views=StoredViewsConfig(**views)))
+
+    reuse, yaw = float(cfg.reuse_max_sq_dist), base.views.turn_max_yaw
+    runs = [run(m, m) for m in cfg.memories]
+    runs += [run(f"{m}+reuse", m, reuse_max_sq_dist=reuse) for m in cfg.reuse]
+    runs += [run(f"{m}+reuse+turn", m, reuse_max_sq_dist=reuse, turn_radius=float(cfg.turn_radius), turn_max_yaw=yaw)
+             for m in cfg.turn]
+    runs += [run(f"{m}+reuse+move", m, reuse_max_sq_dist=reuse, turn_radius=float(cfg.move_radius), turn_max_yaw=yaw,
+                 move=True) for m in cfg.move]
+    episode_runs = list(runs)
+    # kept apart from the best kind: the same dreams stepped to the real poses, a diagnostic, and those with a
+    # scene map, which knows the place from other episodes
+    runs += [replace(r, name=f"{r.name}+truepose", true_pose=True) for r in episode_runs if r.kind in cfg.true_pose]
+    runs += [replace(r, name=f"{r.name}+map", dream=replace(r.dream, scene_map=base.scene_map))
+             for r in episode_runs if r.kind in cfg.map]
+    return runs
 
 
 class _NoStarts:
@@ -281,27 +295,17 @@ def run_eval(cfg: DictConfig, run: Path) -> dict:
     for m in [*cfg.memories, *reuse, *cfg.turn, *cfg.move, *cfg.true_pose, *cfg.map]:
         if m not in MEMORY_KINDS:
             raise ValueError(f"unknown memory kind {m!r}; choose from {list(MEMORY_KINDS)}")
-    ckpt = str(cfg.checkpoint or default_checkpoint(cfg.source))
-    model = WorldModel.load(ckpt, source=cfg.source)
-    env = make_source(cfg.source)
+    dream = dream_config(cfg.dream)
+    model = WorldModel.load(dream.checkpoint_path(), source=dream.source)
+    env = make_source(dream.source)
     paths = [run_path(env, kind, cfg.first_seed + 100 * j + i, model.context, cfg.length)
              for j, kind in enumerate(cfg.kinds) for i in range(cfg.seeds_per_kind)]
     env.close()
     results, gaps, dreams = {}, {}, {}
-    # kept apart from the best kind: the same dreams stepped to the real poses, a diagnostic, and those with a
-    # scene map, which knows the place from other episodes
-    runs = [DreamRun(m, m) for m in cfg.memories]
-    runs += [DreamRun(f"{m}+reuse", m, float(cfg.reuse_tol)) for m in reuse]
-    runs += [DreamRun(f"{m}+reuse+turn", m, float(cfg.reuse_tol), turn_tol=float(cfg.turn_tol),
-                      turn_max_yaw=float(cfg.turn_max_yaw)) for m in cfg.turn]
-    runs += [DreamRun(f"{m}+reuse+move", m, float(cfg.reuse_tol), turn_tol=float(cfg.move_tol),
-                      turn_max_yaw=float(cfg.turn_max_yaw), move=True) for m in cfg.move]
-    episode_runs = list(runs)
-    runs += [replace(r, name=f"{r.name}+truepose", true_pose=True) for r in episode_runs if r.kind in cfg.true_pose]
-    runs += [replace(r, name=f"{r.name}+map", scene_map=str(cfg.scene_map)) for r in episode_runs if r.kind in cfg.map]
+    runs = revisit_runs(cfg, dream)
     for r in runs:
         m = r.name
-        dreamed, sps, poses = r.dream(model, paths, cfg.source, ckpt)
+        dreamed, sps, poses = r.run(model, paths)
         results[m], gaps[m] = score(paths, dreamed, exact)
         results[m]["steps_per_s"] = sps
         results[m].update(pose_drift(paths, poses))
@@ -310,14 +314,14 @@ def run_eval(cfg: DictConfig, run: Path) -> dict:
               f"{sps:.0f} steps/s, pose off by {results[m]['pose_err_mean']:.3f} on average, "
               f"{results[m]['blocked_steps_dream']:.1%} of steps blocked (real {results[m]['blocked_steps_real']:.1%})")
     base = "none" if "none" in results else cfg.memories[0]
-    apart = {r.name for r in runs if r.true_pose or r.scene_map}
+    apart = {r.name for r in runs if r.true_pose or r.dream.scene_map}
     best = max((m for m in results if m != base and m not in apart),
                key=lambda m: results[m]["revisit_psnr"], default=base)
     if cfg.onestep_samples > 0 and Path(cfg.heldout).exists():
         from experiments.bench import onestep_on_heldout
         results["onestep_psnr"] = onestep_on_heldout(model, cfg.heldout, cfg.onestep_samples)["onestep_psnr"]
     results["best_memory"] = best
-    with_map = [r.name for r in runs if r.scene_map]
+    with_map = [r.name for r in runs if r.dream.scene_map]
     if with_map:
         results["best_with_map"] = max(with_map, key=lambda m: results[m]["revisit_psnr"])
         if "onestep_psnr" in results:
@@ -347,12 +351,12 @@ def run_eval(cfg: DictConfig, run: Path) -> dict:
     # this machine's drifting speed alone moved the ratio by 10 points
     by_name = {r.name: r for r in runs}
     # also the turned, moved and map runs, whose cost differs most from the memory's alone
-    costed = list(dict.fromkeys([base, best, *(r.name for r in runs if r.turn_tol > 0 and not r.true_pose)]))
+    costed = list(dict.fromkeys([base, best, *(r.name for r in runs if r.dream.views.paints and not r.true_pose)]))
     paired = {m: 0.0 for m in costed} if int(cfg.cost_repeats) > 0 else \
         {m: results[m]["steps_per_s"] for m in costed}      # cost_repeats=0: the one-pass figures
     for _ in range(int(cfg.cost_repeats)):
         for m in paired:
-            paired[m] = max(paired[m], by_name[m].dream(model, paths, cfg.source, ckpt)[1])
+            paired[m] = max(paired[m], by_name[m].run(model, paths)[1])
     results["memory_cost_steps_per_s"] = paired
     results["memory_cost"] = 1 - paired[best] / paired[base]
     results["memory_cost_by_kind"] = {m: 1 - paired[m] / paired[base] for m in costed if m != base}
@@ -371,35 +375,33 @@ def run_eval(cfg: DictConfig, run: Path) -> dict:
     return results
 
 
-def check_map_options(cfg: DictConfig) -> None:
-    """``map=[...]`` and ``scene_map=``, checked before any run folder: the kinds read a map, and the map is
-    the checkpoint's."""
-    if not cfg.map:
-        return
-    if not cfg.scene_map:
-        raise ValueError("map=[...] runs kinds with a scene map: give scene_map=<file> (memworld build-map)")
-    bad = [m for m in cfg.map if m not in RETRIEVERS]
-    if bad:
-        raise ValueError(f"map=[...]: only {', '.join(RETRIEVERS)} read a scene map, not {bad}")
-    ckpt = str(cfg.checkpoint or default_checkpoint(cfg.source))
-    SceneMap.load(cfg.scene_map).check_model(WorldModel.load(ckpt, source=cfg.source), cfg.scene_map)
-
-
-def check_move_options(cfg: DictConfig) -> None:
-    """``move=[...]``, checked before any run folder: the checkpoint has a depth head to move views with."""
-    if not cfg.move:
-        return
-    if float(cfg.move_tol) <= 0:
-        raise ValueError(f"move=[...] moves stored views from up to move_tol units away: it must be > 0, got {cfg.move_tol}")
-    ckpt = str(cfg.checkpoint or default_checkpoint(cfg.source))
-    if WorldModel.load(ckpt, source=cfg.source).depth_net is None:
-        raise ValueError(f"move=[...] needs a checkpoint with a depth head; {ckpt} has none (memworld train-depth)")
+def check_options(cfg: DictConfig) -> None:
+    """Checked before any run folder: the memory kinds, the dream, ``map=[...]`` with the dream's scene map (and
+    the map the checkpoint's), ``move=[...]`` with a checkpoint that has a depth head."""
+    for m in [*cfg.memories, *cfg.reuse, *cfg.turn, *cfg.move, *cfg.true_pose, *cfg.map]:
+        if m not in MEMORY_KINDS:
+            raise ValueError(f"unknown memory kind {m!r}; choose from {list(MEMORY_KINDS)}")
+    base = dream_config(cfg.dream)
+    if cfg.map:
+        if not base.scene_map:
+            raise ValueError("map=[...] runs kinds with a scene map: give dream.scene_map=<file> (memworld build-map)")
+        bad = [m for m in cfg.map if m not in RETRIEVERS]
+        if bad:
+            raise ValueError(f"map=[...]: only {', '.join(RETRIEVERS)} read a scene map, not {bad}")
+        load_scene_map(base.scene_map, WorldModel.load(base.checkpoint_path(), source=base.source))
+    if cfg.move:
+        if float(cfg.move_radius) <= 0:
+            raise ValueError(f"move=[...] moves stored views from up to move_radius units away: it must be > 0, "
+                             f"got {cfg.move_radius}")
+        if WorldModel.load(base.checkpoint_path(), source=base.source).depth_net is None:
+            raise ValueError(f"move=[...] needs a checkpoint with a depth head; {base.checkpoint_path()} has none "
+                             f"(memworld train-depth)")
+    revisit_runs(cfg, base)     # each run's stored-view options checked
 
 
 @hydra.main(config_path="conf", config_name="eval_revisit", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    check_map_options(cfg)
-    check_move_options(cfg)
+    check_options(cfg)
     torch.set_num_threads(int(cfg.threads))
     run = make_run_dir("eval-revisit", cfg.runs_root)
     save_config(run, cfg)

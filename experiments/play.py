@@ -11,6 +11,8 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
+from experiments.conf import dream_config
+
 KEYS = {"left": 0, "right": 1, "up": 2}
 
 
@@ -30,9 +32,9 @@ def play(cfg: DictConfig) -> int:
     from envs.dream import DreamEnv
     from envs.sources import make_source
 
-    env = DreamEnv(source=cfg.source, checkpoint=cfg.checkpoint, memory=cfg.memory, sampler_steps=cfg.sampler_steps,
-                   render_mode="rgb_array", render_memory=True)
-    real = make_source(cfg.source) if cfg.side_by_side else None
+    dream = dream_config(cfg.dream)
+    env = DreamEnv(source=dream.source, config=dream, render_mode="rgb_array", render_memory=True)
+    real = make_source(dream.source) if cfg.side_by_side else None
     obs, info = env.reset(seed=cfg.seed)
     real_obs = None
     if real is not None:
@@ -86,6 +88,7 @@ def play(cfg: DictConfig) -> int:
 
 @hydra.main(config_path="conf", config_name="play", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    dream_config(cfg.dream)   # checked before any window opens
     if cfg.actions is None and os.environ.get("SDL_VIDEODRIVER") == "dummy" and not cfg.max_steps:
         raise ValueError("no screen (SDL_VIDEODRIVER=dummy): give scripted actions=[...] or max_steps")
     play(cfg)

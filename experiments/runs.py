@@ -11,6 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+import experiments.conf  # noqa: F401  (registers the dream group before any command composes its config)
 from worldmodels.checkpoint import atomic_write_bytes
 
 

@@ -20,12 +20,12 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from envs.depth_views import nearby_poses, random_poses, render_views
-from envs.dream_core import default_checkpoint
+from envs.data.depth_views import nearby_poses, random_poses, render_views
+from envs.dream.config import default_checkpoint
 from envs.sources import SourceEnv, make_source
-from envs.starts import StartSegments
+from envs.data.starts import StartSegments
 from experiments.runs import make_run_dir, save_config, write_results
-from memory.geometry import relative_pose
+from geometry import relative_pose
 from memory.reprojection import move_view, rotate_view
 from worldmodels.depth_training import DepthFitConfig, evaluate_depth, fit_depth_head
 from worldmodels.world_model import WorldModel

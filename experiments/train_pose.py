@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from envs.dataset import load_arrays
-from envs.dream_core import default_checkpoint
-from envs.starts import StartSegments
+from envs.data.dataset import load_arrays
+from envs.dream.config import default_checkpoint
+from envs.data.starts import StartSegments
 from experiments.runs import make_run_dir, save_config, write_results
 from worldmodels.pose_training import PoseFitConfig, dreamed_latents, fit_pose_head, pose_errors, transitions
 from worldmodels.world_model import WorldModel

@@ -15,11 +15,11 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from envs.dataset import load_arrays, read_metadata
-from envs.encoded_dataset import autoencoder_fingerprint, is_encoded, load_encoded, read_encoded_meta
-from envs.memory_sampler import EpisodeMemorySampler, MemorySamplerConfig
-from envs.scene_map import map_cells
-from envs.starts import StartSegments
+from envs.data.dataset import load_arrays, read_metadata
+from envs.data.encoded_dataset import autoencoder_fingerprint, is_encoded, load_encoded, read_encoded_meta
+from envs.data.memory_sampler import EpisodeMemorySampler, MemorySamplerConfig
+from memory.scene_map import map_cells
+from envs.data.starts import StartSegments
 from experiments.runs import make_run_dir, save_config, write_results
 from worldmodels.autoencoder import AutoencoderConfig
 from worldmodels.edm import EDMLossConfig

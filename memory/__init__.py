@@ -1,7 +1,7 @@
-"""Spatial memory: pose geometry, memory banks, retrievers, stateful memory (torch only)."""
+"""Spatial memory: field of view, memory banks, retrievers, stateful memory (torch only)."""
 
 from memory.bank import MemoryBank
-from memory.geometry import compose, fov_overlap, pose_distance, relative_pose, wrap_angle
+from memory.field_of_view import fov_overlap
 from memory.retrievers import RETRIEVERS, Retrieved, retrieve, view_visibility
 from memory.stateful import StatefulGridMemory
 
@@ -13,11 +13,7 @@ __all__ = [
            "MemoryBank",
            "Retrieved",
            "StatefulGridMemory",
-           "compose",
            "fov_overlap",
-           "pose_distance",
-           "relative_pose",
            "retrieve",
            "view_visibility",
-           "wrap_angle",
 ]

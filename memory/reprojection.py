@@ -3,7 +3,7 @@ as well (with its depth).
 
 A pure rotation moves every pixel by a homography that does not depend on depth (Hartley & Zisserman,
 *Multiple View Geometry*, 8.4), so a view stored at the same place under another heading gives the
-exact view now wherever the two fields of view overlap. Poses as in ``memory.geometry``; with MiniWorld's
+exact view now wherever the two fields of view overlap. Poses as in ``memory.field_of_view``; with MiniWorld's
 pose frame (mirrored against its 3D one) a larger yaw turns the view towards the image's right, which
 ``tests/test_memory.py`` checks against ``render_at``.
 """
@@ -15,7 +15,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from memory.geometry import wrap_angle
+from geometry import wrap_angle
 
 
 def rotate_view(frames: torch.Tensor, dyaw: torch.Tensor, fov_y: float = math.radians(60)) -> tuple[torch.Tensor, torch.Tensor]:

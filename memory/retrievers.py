@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from memory.geometry import visible, wedge_points_world
+from memory.field_of_view import visible, wedge_points_world
 
 
 @dataclass

@@ -16,8 +16,8 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory):
     """Four short MiniWorld revisit episodes as a Minari dataset folder."""
-    from envs.collection import collect
-    from envs.dataset import write_dataset
+    from envs.data.collection import collect
+    from envs.data.dataset import write_dataset
     from envs.sources import make_source
 
     env = make_source("miniworld", max_episode_steps=40)
@@ -44,9 +44,9 @@ def tiny_model_config():
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory, tiny_dataset):
     """A tiny world model trained for a few steps on the tiny dataset, saved to disk."""
-    from envs.dataset import load_arrays
-    from envs.memory_sampler import EpisodeMemorySampler, MemorySamplerConfig
-    from envs.starts import StartSegments
+    from envs.data.dataset import load_arrays
+    from envs.data.memory_sampler import EpisodeMemorySampler, MemorySamplerConfig
+    from envs.data.starts import StartSegments
     from worldmodels.train import TrainConfig, Trainer
 
     arrays = load_arrays(tiny_dataset[0])

@@ -52,19 +52,19 @@ def test_bad_arguments_fail_before_work(tmp_path, tiny_dataset):
         p = memworld("train-worldmodel", *bad, "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
         assert p.returncode != 0 and said in p.stderr + p.stdout
     assert not any(tmp_path.glob("train-worldmodel-*"))
-    for bad, said in ((["map=[fov]"], "give scene_map=<file>"), (["scene_map=nowhere.safetensors", "map=[fov]"],
+    for bad, said in ((["map=[fov]"], "give dream.scene_map=<file>"), (["dream.scene_map=nowhere.safetensors", "map=[fov]"],
                                                                   "no scene map at nowhere.safetensors"),
-                      (["scene_map=nowhere.safetensors", "map=[stateful]"], "not ['stateful']")):
+                      (["dream.scene_map=nowhere.safetensors", "map=[stateful]"], "not ['stateful']")):
         p = memworld("eval-revisit", *bad, "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
         assert p.returncode != 0 and said in p.stderr + p.stdout
     p = memworld("build-map", f"dataset={tiny_dataset[0]}", "cell=0", "runs_root=" + str(tmp_path), cwd=tmp_path,
                  check=False)
     assert p.returncode != 0 and "cell must be > 0" in p.stderr + p.stdout
-    p = memworld("train-agent", "scene_map=nowhere.safetensors", "runs_root=" + str(tmp_path), cwd=tmp_path,
+    p = memworld("train-agent", "dream.scene_map=nowhere.safetensors", "runs_root=" + str(tmp_path), cwd=tmp_path,
                  check=False)
     assert p.returncode != 0 and "no scene map at nowhere.safetensors" in p.stderr + p.stdout
-    p = memworld("train-agent", "move=true", "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
-    assert p.returncode != 0 and "it needs turn_tol > 0" in p.stderr + p.stdout
+    p = memworld("train-agent", "dream.views.move=true", "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
+    assert p.returncode != 0 and "it needs views.turn_radius > 0" in p.stderr + p.stdout
     assert not any(tmp_path.glob("train-agent-*"))
     p = memworld("encode-dataset", f"dataset={tiny_dataset[0]}", "out=enc.npz", "runs_root=" + str(tmp_path),
                  cwd=tmp_path, check=False)
@@ -90,14 +90,14 @@ def test_train_worldmodel_then_bench_and_revisit(tmp_path, tiny_dataset):
     assert ck.is_file() and (tmp_path / "wm" / "world_model.starts.npz").is_file()
     assert json.loads(Path(str(ck) + ".json").read_text())["config"]["autoencoder"]["decoder"] == "subpixel"
     assert any((tmp_path / "wm" / "tb").iterdir())
-    memworld("bench", "target=worldmodel", f"checkpoint={ck}", f"heldout={ds}", "samples=8", "rollout_starts=2",
+    memworld("bench", "target=worldmodel", f"dream.checkpoint={ck}", f"heldout={ds}", "samples=8", "rollout_starts=2",
              "seconds=0.05", "threads=1", root, cwd=tmp_path)
     res = results_of(tmp_path, "bench-worldmodel")
     for key in ("ae_psnr", "onestep_psnr", "copy_psnr", "rollout_psnr_h16", "pose_err_h16", "sampler_table",
                 "gflop_per_frame", "frames_per_s_b32", "ceiling_gflops", "onestep_psnr_exact_memory",
                 "exact_memory_no_context_psnr"):
         assert key in res
-    memworld("bench", "target=dream", f"checkpoint={ck}", "worlds=[1,2]", "seconds=0.05", "threads=1", root,
+    memworld("bench", "target=dream", f"dream.checkpoint={ck}", "worlds=[1,2]", "seconds=0.05", "threads=1", root,
              cwd=tmp_path)
     res = results_of(tmp_path, "bench-dream")
     assert set(res["dream_steps_per_s"]) == {"1", "2"} and set(res["real_steps_per_s"]) == {"1", "2"}
@@ -106,7 +106,7 @@ def test_train_worldmodel_then_bench_and_revisit(tmp_path, tiny_dataset):
     n = str(res["achieved_at_worlds"])
     assert res["achieved_gflops"] == pytest.approx(res["dream_steps_per_s_best_window"][n] * res["gflop_per_step"])
     assert res["dream_steps_per_s_best_window"][n] == max(res["dream_steps_per_s_best_window"].values())
-    memworld("bench", "target=longrun", f"checkpoint={ck}", "longrun_steps=200", "longrun_worlds=4",
+    memworld("bench", "target=longrun", f"dream.checkpoint={ck}", "longrun_steps=200", "longrun_worlds=4",
              "longrun_episode_steps=30", "threads=1", root, cwd=tmp_path)
     res = results_of(tmp_path, "bench-longrun")
     assert res["world_steps"] == 200 and res["rss_mb_end"] > 0 and res["trimmed_rss_mb_end"] > 0
@@ -115,8 +115,8 @@ def test_train_worldmodel_then_bench_and_revisit(tmp_path, tiny_dataset):
              "run_name=map", root, cwd=tmp_path)
     smap = json.loads((tmp_path / "map" / "results.json").read_text())
     assert 0 < smap["entries"] < smap["from_frames"]
-    memworld("eval-revisit", f"checkpoint={ck}", "kinds=[turn_around,loop]", "seeds_per_kind=1", "length=10",
-             f"heldout={ds}", "onestep_samples=8", "threads=1", "true_pose=[fov]", f"scene_map={smap['scene_map']}",
+    memworld("eval-revisit", f"dream.checkpoint={ck}", "kinds=[turn_around,loop]", "seeds_per_kind=1", "length=10",
+             f"heldout={ds}", "onestep_samples=8", "threads=1", "true_pose=[fov]", f"dream.scene_map={smap['scene_map']}",
              "map=[fov]", root, cwd=tmp_path)
     run = sorted(tmp_path.glob("eval-revisit-*"))[-1]
     res = json.loads((run / "results.json").read_text())
@@ -168,15 +168,16 @@ def test_interrupted_training_resumes(tmp_path, tiny_dataset):
 
 
 def test_train_agent_end_to_end(tmp_path, tiny_checkpoint):
-    memworld("train-agent", f"checkpoint={tiny_checkpoint}", "compile=false", "total_timesteps=128", "n_envs=2",
-             "eval_episodes=2",
-             "max_episode_steps=20", "video_every=32", "algo.hyperparams.n_steps=64", "algo.hyperparams.batch_size=64",
-             "baseline=true", "real_frames_used=64", "progress=false", "reuse_tol=0.001", "turn_tol=0.1",
+    memworld("train-agent", f"dream.checkpoint={tiny_checkpoint}", "dream.compile=false", "total_timesteps=128",
+             "n_envs=2", "eval_episodes=2", "dream.max_episode_steps=20", "video_every=32",
+             "algo.hyperparams.n_steps=64", "algo.hyperparams.batch_size=64",
+             "baseline=true", "real_frames_used=64", "progress=false", "dream.views.reuse_max_sq_dist=0.001",
+             "dream.views.turn_radius=0.1",
              "runs_root=" + str(tmp_path), cwd=tmp_path)
     run = sorted(tmp_path.glob("train-agent-*"))[-1]
     res = json.loads((run / "results.json").read_text())
     assert {"real_success_rate", "real_return", "dream_return", "real_frames_used"} <= set(res)
-    assert (res["reuse_tol"], res["turn_tol"], res["move"]) == (0.001, 0.1, False)     # the dream's stored-view options
+    assert res["dream"]["views"] == {"reuse_max_sq_dist": 0.001, "turn_radius": 0.1, "turn_max_yaw": 0.8, "move": False}
     assert 0 <= res["dream_success_rate"] <= 1
     assert res["baseline_real_frames"] == res["baseline_eval_history"][-1][0] >= 64   # whole rollouts: at least the budget
     assert (run / "success_vs_real_frames.png").is_file() and (run / "baseline_policy.zip").is_file()
@@ -196,33 +197,34 @@ def test_train_agent_end_to_end(tmp_path, tiny_checkpoint):
     p = memworld("train-agent", "algo=sac", "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
     assert p.returncode != 0 and "sac" in p.stderr + p.stdout
     before = sorted(tmp_path.glob("train-agent-*"))
-    p = memworld("train-agent", "precision=fp8", "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
+    p = memworld("train-agent", "dream.precision=fp8", "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
     assert p.returncode != 0 and "precision must be" in p.stderr + p.stdout
     assert sorted(tmp_path.glob("train-agent-*")) == before      # refused before a run folder was made
     # eval-agent judges the saved policy on held-out real seeds; a missing policy is named
-    memworld("eval-agent", f"policies=[{run / 'policy.zip'}]", "episodes=2", "max_episode_steps=10",
-             "task_start_region=[1,7,-7,-1]", "run_name=ev", "runs_root=" + str(tmp_path), cwd=tmp_path)
+    memworld("eval-agent", f"policies=[{run / 'policy.zip'}]", "episodes=2", "dream.max_episode_steps=10",
+             "dream.task.start_region=[1,7,-7,-1]", "run_name=ev", "runs_root=" + str(tmp_path), cwd=tmp_path)
     ev = json.loads((tmp_path / "ev" / "results.json").read_text())
     assert ev["policies"][str(run / "policy.zip")]["real_episodes"] == 2
-    memworld("eval-agent", f"policies=[{run / 'policy.zip'}]", "episodes=1", "max_episode_steps=5", "dream_episodes=3",
-             "dream_worlds=2", f"checkpoint={tiny_checkpoint}", "turn_tol=0.1", "run_name=ev-dream", "runs_root=" + str(tmp_path),
+    memworld("eval-agent", f"policies=[{run / 'policy.zip'}]", "episodes=1", "dream.max_episode_steps=5",
+             "dream_episodes=3", "dream_worlds=2", f"dream.checkpoint={tiny_checkpoint}", "dream.views.turn_radius=0.1",
+             "run_name=ev-dream", "runs_root=" + str(tmp_path),
              cwd=tmp_path)
     ev = json.loads((tmp_path / "ev-dream" / "results.json").read_text())
     fig = ev["policies"][str(run / "policy.zip")]
-    assert fig["dream_episodes"] == 3 and 0 <= fig["dream_success_rate"] <= 1 and ev["dream_memory"] == "fov"
-    assert ev["dream_options"]["turn_tol"] == 0.1
-    p = memworld("eval-agent", f"policies=[{run / 'policy.zip'}]", "dream_episodes=3", "memory=telepathy",
+    assert fig["dream_episodes"] == 3 and 0 <= fig["dream_success_rate"] <= 1 and ev["dream"]["memory"] == "fov"
+    assert ev["dream"]["views"]["turn_radius"] == 0.1
+    p = memworld("eval-agent", f"policies=[{run / 'policy.zip'}]", "dream_episodes=3", "dream.memory=telepathy",
                  "run_name=ev-bad", "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
     assert p.returncode != 0 and "unknown memory kind 'telepathy'" in p.stderr + p.stdout
     assert not (tmp_path / "ev-bad").exists()                    # refused before a run folder was made
-    p = memworld("eval-agent", f"policies=[{run / 'policy.zip'}]", "dream_episodes=3", "move=true",
+    p = memworld("eval-agent", f"policies=[{run / 'policy.zip'}]", "dream_episodes=3", "dream.views.move=true",
                  "run_name=ev-bad", "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
-    assert p.returncode != 0 and "it needs turn_tol > 0" in p.stderr + p.stdout and not (tmp_path / "ev-bad").exists()
+    assert p.returncode != 0 and "it needs views.turn_radius > 0" in p.stderr + p.stdout and not (tmp_path / "ev-bad").exists()
     for algo in ("ppo", "recurrent_ppo"):   # algo is a config group, as in train-agent
         p = memworld("eval-agent", f"algo={algo}", "policies=[nope.zip]", "runs_root=" + str(tmp_path), cwd=tmp_path,
                      check=False)
         assert p.returncode != 0 and "policy nope.zip not found" in p.stderr + p.stdout
-    p = memworld("train-agent", "task=dance", "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
+    p = memworld("train-agent", "dream.task.name=dance", "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
     assert p.returncode != 0 and "unknown task 'dance'" in p.stderr + p.stdout
 
 
@@ -241,10 +243,10 @@ def test_concurrent_commands_get_their_own_folders(tmp_path, n):
 
 
 def test_demo_pipeline_on_a_tiny_config_and_reuse(tmp_path, tiny_checkpoint, tiny_dataset):
-    args = ["demo", f"checkpoint={tiny_checkpoint}", f"heldout={tiny_dataset[0]}", "collect_episodes=1",
+    args = ["demo", f"dream.checkpoint={tiny_checkpoint}", f"heldout={tiny_dataset[0]}", "collect_episodes=1",
             "worldmodel_samples=8", "revisit_seeds_per_kind=1", "agent_timesteps=64", "agent_envs=2",
             "agent_eval_episodes=1", "bench_worlds=[1,2]", "bench_seconds=0.05", "threads=1", "progress=false",
-            "compile=false",
+            "dream.compile=false",
             "runs_root=" + str(tmp_path)]
     p = memworld(*args, cwd=tmp_path)
     lines = p.stdout.strip().splitlines()
@@ -263,14 +265,14 @@ def test_demo_pipeline_on_a_tiny_config_and_reuse(tmp_path, tiny_checkpoint, tin
 
 
 def test_play_runs_headless(tmp_path, tiny_checkpoint):
-    p = memworld("play", f"checkpoint={tiny_checkpoint}", "actions=[0,1,2,2]", "side_by_side=true", cwd=tmp_path)
+    p = memworld("play", f"dream.checkpoint={tiny_checkpoint}", "actions=[0,1,2,2]", "side_by_side=true", cwd=tmp_path)
     assert "played 4 steps" in p.stdout
 
 
 def test_agent_in_the_loop_cycle(tmp_path, tiny_checkpoint):
-    memworld("train-agent", "loop=true", "cycles=2", "compile=false", "loop_collect_episodes=1", "loop_finetune_steps=2",
-             f"checkpoint={tiny_checkpoint}", "total_timesteps=64", "n_envs=2", "eval_episodes=1",
-             "max_episode_steps=15", "video_every=0", "algo.hyperparams.n_steps=32", "algo.hyperparams.batch_size=32",
+    memworld("train-agent", "loop=true", "cycles=2", "dream.compile=false", "loop_collect_episodes=1", "loop_finetune_steps=2",
+             f"dream.checkpoint={tiny_checkpoint}", "total_timesteps=64", "n_envs=2", "eval_episodes=1",
+             "dream.max_episode_steps=15", "video_every=0", "algo.hyperparams.n_steps=32", "algo.hyperparams.batch_size=32",
              "progress=false", "runs_root=" + str(tmp_path), cwd=tmp_path)
     run = sorted(tmp_path.glob("train-agent-*"))[-1]
     res = json.loads((run / "results.json").read_text())
@@ -431,7 +433,7 @@ def test_train_depth_fits_a_depth_head_that_the_revisit_benchmark_moves_views_wi
 
     from worldmodels.world_model import WorldModel
 
-    p = memworld("eval-revisit", f"checkpoint={tiny_checkpoint}", "move=[fov]", "runs_root=" + str(tmp_path),
+    p = memworld("eval-revisit", f"dream.checkpoint={tiny_checkpoint}", "move=[fov]", "runs_root=" + str(tmp_path),
                  cwd=tmp_path, check=False)
     assert p.returncode != 0 and "has none (memworld train-depth)" in p.stderr + p.stdout
     memworld("train-depth", f"init={tiny_checkpoint}", "n_train=64", "n_heldout=16", "n_warp=16", "steps=5",
@@ -445,7 +447,7 @@ def test_train_depth_fits_a_depth_head_that_the_revisit_benchmark_moves_views_wi
     assert all((old[k] == got[k]).all() for k in old)                     # nothing else changed
     assert WorldModel.load(res["checkpoint"]).depth_net is not None
     assert (tmp_path / "depth" / "world_model.starts.npz").exists()
-    memworld("eval-revisit", f"checkpoint={res['checkpoint']}", "kinds=[turn_around]", "seeds_per_kind=1", "length=6",
+    memworld("eval-revisit", f"dream.checkpoint={res['checkpoint']}", "kinds=[turn_around]", "seeds_per_kind=1", "length=6",
              "memories=[none]", "reuse=[]", "turn=[]", "move=[fov]", "onestep_samples=0", "cost_repeats=0",
              "runs_root=" + str(tmp_path), cwd=tmp_path)
     assert "fov+reuse+move" in results_of(tmp_path, "eval-revisit")

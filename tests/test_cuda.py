@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from envs.dream import DreamVectorEnv
-from envs.dream_core import default_checkpoint
+from envs.dream.config import default_checkpoint
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -59,7 +59,7 @@ def test_cuda_and_cpu_give_the_same_denoiser_and_decoder():
 def test_ppo_trains_on_a_cuda_dream():
     from stable_baselines3 import PPO
 
-    from envs.sb3 import DreamSB3VecEnv
+    from envs.dream.sb3 import DreamSB3VecEnv
 
     venv = DreamSB3VecEnv(num_envs=4, device="cuda", max_episode_steps=40)
     model = PPO("CnnPolicy", venv, n_steps=64, batch_size=64, n_epochs=1, verbose=0, seed=0, device="cuda")

@@ -6,8 +6,8 @@ import h5py
 import numpy as np
 import pytest
 
-from envs.collection import collect
-from envs.dataset import DatasetError, FrameArrays, load_arrays, read_episodes, write_dataset
+from envs.data.collection import collect
+from envs.data.dataset import DatasetError, FrameArrays, load_arrays, read_episodes, write_dataset
 from envs.sources import make_source
 
 
@@ -89,7 +89,7 @@ def test_bad_episode_count():
 
 def test_frame_arrays_from_episodes_pads_actions():
     frames = np.zeros((3, 64, 64, 3), np.uint8)
-    from envs.dataset import Episode
+    from envs.data.dataset import Episode
     ep = Episode(frames, np.zeros((3, 3), np.float32), np.array([1, 2]), np.zeros(2), np.zeros(2, bool), np.zeros(2, bool))
     arr = FrameArrays.from_episodes([ep, ep], 3)
     np.testing.assert_array_equal(arr.actions, [1, 2, 0, 1, 2, 0])

@@ -12,8 +12,8 @@ from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs  # noqa: F401
-from envs.dream import DreamEnv, DreamVectorEnv
-from envs.sb3 import DreamSB3VecEnv
+from envs.dream import DreamConfig, DreamEnv, DreamVectorEnv
+from envs.dream.sb3 import DreamSB3VecEnv
 from worldmodels.checkpoint import CheckpointError
 
 
@@ -42,7 +42,7 @@ def test_same_seed_same_dream(tiny_checkpoint, memory):
 def test_vector_matches_single_worlds(tiny_checkpoint):
     n, steps = 3, 6
     actions = np.random.default_rng(0).integers(0, 3, (steps, n))
-    never_ends = {"task": "reach", "task_kwargs": {"goal": (1e3, 1e3)}}   # no autoreset mid-comparison
+    never_ends = {"task": {"name": "reach", "goal": (1e3, 1e3)}}   # no autoreset mid-comparison
     vec = DreamVectorEnv(num_envs=n, checkpoint=str(tiny_checkpoint), memory="fov", **never_ends)
     vobs = [vec.reset(seed=5)[0]]
     for a in actions:
@@ -64,8 +64,8 @@ def test_make_vec_uses_the_batched_core(tiny_checkpoint):
 
 
 def test_autoreset_same_step(tiny_checkpoint):
-    vec = DreamVectorEnv(num_envs=2, checkpoint=str(tiny_checkpoint), max_episode_steps=3, task="reach",
-                         task_kwargs={"goal": (1e3, 1e3)})
+    vec = DreamVectorEnv(num_envs=2, checkpoint=str(tiny_checkpoint), max_episode_steps=3,
+                         task={"name": "reach", "goal": (1e3, 1e3)})
     vec.reset(seed=0)
     for t in range(2):
         obs, rew, term, trunc, info = vec.step(np.array([2, 2]))
@@ -155,8 +155,8 @@ def _count_tensors() -> int:
 
 
 def test_recorded_dream_replays_bit_exactly(tiny_checkpoint, tmp_path):
-    from envs.dataset import read_episodes, read_metadata
-    from envs.recording import DreamRecorder, replay
+    from envs.data.dataset import read_episodes, read_metadata
+    from envs.data.recording import DreamRecorder, replay
 
     env = DreamRecorder(DreamEnv(checkpoint=str(tiny_checkpoint), memory="fov", max_episode_steps=12))
     rng = np.random.default_rng(0)
@@ -168,7 +168,8 @@ def test_recorded_dream_replays_bit_exactly(tiny_checkpoint, tmp_path):
                 break
     path = env.save(tmp_path / "dream_rec")
     meta = read_metadata(path)
-    assert meta["episode_seeds"] == [3, 4] and meta["sampler_steps"] == 1 and meta["checkpoint"]
+    dream = meta["dream_config"]
+    assert meta["episode_seeds"] == [3, 4] and dream["sampler_steps"] == 1 and dream["checkpoint"]
     eps = read_episodes(path)
     assert eps[1].extra["memory_indices"].shape == (len(eps[1].frames), 2)
     for i in range(2):
@@ -176,20 +177,23 @@ def test_recorded_dream_replays_bit_exactly(tiny_checkpoint, tmp_path):
 
 
 def test_a_bf16_dream_with_reuse_from_dataset_starts_in_a_region_replays_bit_exactly(tiny_checkpoint, tiny_dataset, tmp_path):
-    from envs.dataset import read_episodes, read_metadata
-    from envs.recording import DreamRecorder, replay
+    from envs.data.dataset import read_episodes, read_metadata
+    from envs.data.recording import DreamRecorder, replay
 
     region = (-20.0, 20.0, -20.0, 20.0)
     env = DreamRecorder(DreamEnv(checkpoint=str(tiny_checkpoint), starts=str(tiny_dataset[0]), starts_count=5,
-                                 precision="bf16", reuse_tol=0.05, task={"name": "reach", "start_region": region},
+                                 precision="bf16", views={"reuse_max_sq_dist": 0.05},
+                                 task={"name": "reach", "start_region": region},
                                  max_episode_steps=6))
     env.reset(seed=11)
     for a in (2, 0, 2, 1):
         env.step(a)
     path = env.save(tmp_path / "rec")
     meta = read_metadata(path)
-    assert meta["precision"] == "bf16" and meta["starts_count"] == 5 and meta["task"]["start_region"] == list(region)
-    assert meta["reuse_tol"] == 0.05
+    dream = meta["dream_config"]
+    assert dream["precision"] == "bf16" and dream["starts_count"] == 5
+    assert dream["task"]["start_region"] == list(region)
+    assert dream["views"]["reuse_max_sq_dist"] == 0.05
     np.testing.assert_array_equal(replay(path, 0), read_episodes(path)[0].frames)
 
 
@@ -197,8 +201,8 @@ def test_agent_training_resumes(tiny_checkpoint, tmp_path):
     from agents.train import AgentConfig, train
     from envs.tasks import TaskConfig
 
-    cfg = AgentConfig(task=TaskConfig("reach"), total_timesteps=64, n_envs=2, checkpoint=str(tiny_checkpoint),
-                      max_episode_steps=5, eval_episodes=1, eval_freq=32, checkpoint_every=32,
+    cfg = AgentConfig(dream=DreamConfig(task=TaskConfig("reach"), checkpoint=str(tiny_checkpoint), max_episode_steps=5),
+                      total_timesteps=64, n_envs=2, eval_episodes=1, eval_freq=32, checkpoint_every=32,
                       hyperparams={"n_steps": 32, "batch_size": 32, "n_epochs": 1})
     model, cb = train(cfg, tmp_path, "dream", progress=False)
     assert (tmp_path / "dream_resume.zip").is_file() and model.num_timesteps == 64
@@ -211,7 +215,7 @@ def test_agent_training_resumes(tiny_checkpoint, tmp_path):
 
 
 def test_start_region_limits_dream_and_real_starts(tiny_checkpoint):
-    from envs.starts import StartSegments
+    from envs.data.starts import StartSegments
     from envs.tasks import RealTaskWrapper, TaskConfig, in_region
     from envs.sources import make_source
 
@@ -236,8 +240,8 @@ def test_start_region_limits_dream_and_real_starts(tiny_checkpoint):
 
 
 def test_dream_starts_drawn_from_a_dataset_end_inside_the_region(tiny_checkpoint, tiny_dataset):
-    from envs.dataset import load_arrays
-    from envs.starts import StartSegments
+    from envs.data.dataset import load_arrays
+    from envs.data.starts import StartSegments
     from envs.tasks import in_region
 
     arrays = load_arrays(tiny_dataset[0])
@@ -283,8 +287,8 @@ def test_recurrent_policy_trains_in_the_dream_and_keeps_its_state_in_the_real_en
     from agents.train import AgentConfig, train
     from envs.tasks import TaskConfig
 
-    cfg = AgentConfig(algo="recurrent_ppo", task=TaskConfig("homing"), total_timesteps=64, n_envs=2,
-                      checkpoint=str(tiny_checkpoint), max_episode_steps=20, eval_episodes=1,
+    cfg = AgentConfig(algo="recurrent_ppo", total_timesteps=64, n_envs=2, eval_episodes=1,
+                      dream=DreamConfig(task=TaskConfig("homing"), checkpoint=str(tiny_checkpoint), max_episode_steps=20),
                       hyperparams={"n_steps": 32, "batch_size": 32, "n_epochs": 1})
     model, cb = train(cfg, tmp_path, "dream", progress=False)
     assert type(model).__name__ == "RecurrentPPO" and model.num_timesteps == 64
@@ -356,8 +360,8 @@ def test_homing_cue_marks_what_the_agent_sees_only_after_it_has_left(tiny_checkp
     plain.reset(torch.ones(1, dtype=torch.bool), torch.zeros(1, 3))
     plain.step(torch.tensor([[2.0, 0, 0]]), torch.tensor([1]), torch.zeros(1), torch.zeros(1))
     assert (plain.observe(frames[:1].clone()) == 0).all()
-    env = DreamEnv(checkpoint=str(tiny_checkpoint), memory="none", task="homing",
-                   task_kwargs={"leave": 1.5, "radius": 0.5, "cue": True})
+    env = DreamEnv(checkpoint=str(tiny_checkpoint), memory="none",
+                   task={"name": "homing", "leave": 1.5, "radius": 0.5, "cue": True})
     env.core.model.heads.pose_delta = lambda z, a, *_: torch.tensor([[1.0, 0.0, 0.0]]).expand(len(a), 3)
     env.reset(seed=0)
     first, *_ = env.step(2)                                     # 1.0 away: not yet left
@@ -405,26 +409,26 @@ def test_evaluate_dream_counts_each_worlds_first_episodes_and_reads_success_from
         def predict(self, obs, state=None, episode_start=None, deterministic=False):
             return np.full(len(obs), 2), None
 
-    kw = {"checkpoint": str(tiny_checkpoint), "memory": "none"}
-    near = evaluate_dream(Forward(), TaskConfig("reach", radius=1e3), 5, seed=0, max_episode_steps=4, worlds=2, **kw)
+    def dream(task: TaskConfig) -> DreamConfig:
+        return DreamConfig(checkpoint=str(tiny_checkpoint), memory="none", task=task, max_episode_steps=4)
+
+    near = evaluate_dream(Forward(), dream(TaskConfig("reach", radius=1e3)), 5, seed=0, worlds=2)
     assert {k: v for k, v in near.items() if k != "dream_forward_blocked_share"} == {
         "dream_return": pytest.approx(1 - 0.2 / 4), "dream_success_rate": 1.0, "dream_episode_length": 1.0,
         "dream_episodes": 5}
     assert 0.0 <= near["dream_forward_blocked_share"] <= 1.0
     # every episode ends (and its world is reset) after one step: the move counted is to the pose it ended
     # at, not to the next start, so a pose head that never moves gives 1.0 and one that always moves 0.0
-    from envs import dream_core
+    from envs.dream import core as dream_core
     for delta, share in ((0.0, 1.0), (0.15, 0.0)):
         fixed = lambda z, a, *_, d=delta: torch.tensor([[d, 0.0, 0.0]]).expand(len(z), 3)
         with patch.object(dream_core.DreamCore, "__init__", _with_pose_head(dream_core.DreamCore.__init__, fixed)):
-            got = evaluate_dream(Forward(), TaskConfig("reach", radius=1e3), 5, seed=0, max_episode_steps=4,
-                                 worlds=2, **kw)
+            got = evaluate_dream(Forward(), dream(TaskConfig("reach", radius=1e3)), 5, seed=0, worlds=2)
         assert got["dream_forward_blocked_share"] == share
-    far = evaluate_dream(Forward(), TaskConfig("reach", goal=(1e3, 1e3), radius=1.0), 3, seed=0,
-                         max_episode_steps=4, worlds=2, **kw)
+    far = evaluate_dream(Forward(), dream(TaskConfig("reach", goal=(1e3, 1e3), radius=1.0)), 3, seed=0, worlds=2)
     assert far["dream_success_rate"] == 0.0 and far["dream_episode_length"] == 4.0 and far["dream_episodes"] == 3
     with pytest.raises(ValueError, match="pose-defined task"):
-        evaluate_dream(Forward(), TaskConfig("learned"), 2, seed=0, **kw)
+        evaluate_dream(Forward(), dream(TaskConfig("learned")), 2, seed=0)
 
 
 def test_a_blocked_move_keeps_the_pose_and_shows_the_same_view(tiny_checkpoint):
@@ -442,7 +446,7 @@ def test_a_blocked_move_keeps_the_pose_and_shows_the_same_view(tiny_checkpoint):
 
 def test_reuse_gives_back_the_stored_view_when_the_dream_returns_to_a_pose(tiny_checkpoint):
     # turning a full circle returns to the pose of the last context frame: with reuse on, that frame comes back
-    vec = DreamVectorEnv(num_envs=1, checkpoint=str(tiny_checkpoint), memory="fov", reuse_tol=0.05)
+    vec = DreamVectorEnv(num_envs=1, checkpoint=str(tiny_checkpoint), memory="fov", views={"reuse_max_sq_dist": 0.05})
     heads = vec.core.model.heads
     turn = 2 * np.pi / 8
 
@@ -455,21 +459,10 @@ def test_reuse_gives_back_the_stored_view_when_the_dream_returns_to_a_pose(tiny_
     for _ in range(8):
         vec.step(np.array([0]))
     assert torch.equal(vec.core.ctx[0, -1], first)
-    with pytest.raises(ValueError, match="reuse_tol"):
-        DreamEnv(checkpoint=str(tiny_checkpoint), reuse_tol=-1.0)
-
-
-def test_the_commands_task_config_carries_leave_and_refuses_a_bad_one():
-    from omegaconf import OmegaConf
-
-    from experiments.train_agent import task_config
-
-    base = {"task": "homing", "task_radius": 1.0, "task_shaping": 0.1, "task_start_region": [3, 4.5, -6, -4]}
-    cfg = task_config(OmegaConf.create({**base, "task_leave": 2.5}))
-    assert (cfg.leave, cfg.radius, cfg.start_region, cfg.cue) == (2.5, 1.0, (3, 4.5, -6, -4), False)
-    assert task_config(OmegaConf.create({**base, "task_cue": True})).cue
-    with pytest.raises(ValueError, match="leave"):
-        task_config(OmegaConf.create({**base, "task_leave": 0}))
+    with pytest.raises(ValueError, match="reuse_max_sq_dist"):
+        DreamEnv(checkpoint=str(tiny_checkpoint), views={"reuse_max_sq_dist": -1.0})
+    with pytest.raises(TypeError, match="unknown stored-view option"):
+        DreamEnv(checkpoint=str(tiny_checkpoint), views={"reuse_tol": 0.1})
 
 
 def test_the_dream_turns_a_stored_view_of_the_same_place_to_the_new_heading(tiny_checkpoint, tiny_dataset):
@@ -477,7 +470,7 @@ def test_the_dream_turns_a_stored_view_of_the_same_place_to_the_new_heading(tiny
 
     import torch
 
-    from envs.dream_core import DreamConfig, DreamCore
+    from envs.dream import DreamConfig, DreamCore
     from envs.tasks import TaskConfig
     from memory.reprojection import rotate_view
 
@@ -495,7 +488,7 @@ def test_the_dream_turns_a_stored_view_of_the_same_place_to_the_new_heading(tiny
     turned[2] += math.radians(15)
     shown = {}
     for tol in (0.0, 0.1):
-        cfg = DreamConfig(checkpoint=str(tiny_checkpoint), memory="fov", turn_tol=tol, max_episode_steps=100,
+        cfg = DreamConfig(checkpoint=str(tiny_checkpoint), memory="fov", views={"turn_radius": tol}, max_episode_steps=100,
                           task=TaskConfig("reach", goal=(1e3, 1e3)))
         core = DreamCore(cfg, 1, starts=NoStarts())
         core.reset_worlds([0], [0], [ctx])
@@ -508,10 +501,10 @@ def test_the_dream_turns_a_stored_view_of_the_same_place_to_the_new_heading(tiny
             want = want[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy()
             m = ok[0].numpy()          # up to 1 level apart: the dream decodes with its own channels-last copy
             np.testing.assert_allclose(shown[tol][m].astype(int), want[m].astype(int), atol=1)
-            assert core.slot_frames.shape[1] == core.memory.capacity
+            assert core.views.slot_frames.shape[1] == core.memory.capacity
     assert not np.array_equal(shown[0.0], shown[0.1])
-    with pytest.raises(ValueError, match="turn_tol"):
-        DreamConfig(turn_tol=-1.0)
+    with pytest.raises(ValueError, match="turn_radius"):
+        DreamConfig(views={"turn_radius": -1.0})
 
 
 def test_the_dream_moves_a_stored_view_to_the_new_pose_by_its_depth(tiny_checkpoint, tiny_dataset, tmp_path):
@@ -519,9 +512,9 @@ def test_the_dream_moves_a_stored_view_to_the_new_pose_by_its_depth(tiny_checkpo
 
     import torch
 
-    from envs.dream_core import DreamConfig, DreamCore
+    from envs.dream import DreamConfig, DreamCore
     from envs.tasks import TaskConfig
-    from memory.geometry import relative_pose
+    from geometry import relative_pose
     from memory.reprojection import move_view
     from worldmodels.depth_training import DepthFitConfig, fit_depth_head
     from worldmodels.world_model import WorldModel
@@ -546,17 +539,19 @@ def test_the_dream_moves_a_stored_view_to_the_new_pose_by_its_depth(tiny_checkpo
     moved[2] += math.radians(15)
     task = TaskConfig("reach", goal=(1e3, 1e3))
     with pytest.raises(ValueError, match="depth head"):
-        DreamCore(DreamConfig(checkpoint=str(tiny_checkpoint), turn_tol=0.5, move=True, task=task), 1, starts=NoStarts())
-    with pytest.raises(ValueError, match="turn_tol > 0"):
-        DreamConfig(move=True)
-    core = DreamCore(DreamConfig(checkpoint=str(ckpt), memory="fov", turn_tol=0.5, move=True, max_episode_steps=100,
+        DreamCore(DreamConfig(checkpoint=str(tiny_checkpoint), views={"turn_radius": 0.5, "move": True}, task=task), 1,
+                  starts=NoStarts())
+    with pytest.raises(ValueError, match="turn_radius > 0"):
+        DreamConfig(views={"move": True})
+    core = DreamCore(DreamConfig(checkpoint=str(ckpt), memory="fov", views={"turn_radius": 0.5, "move": True},
+                                 max_episode_steps=100,
                                  task=task), 1, starts=NoStarts())
     core.reset_worlds([0], [0], [ctx])
-    assert not core.slot_has_depth.any()
+    assert not core.views.slot_has_depth.any()
     for pose in (away, away, away, moved):
         out = core.step(torch.tensor([2]), torch.from_numpy(pose)[None])
     shown = out["frames"][0].numpy()
-    assert core.slot_has_depth[0].sum() >= 1        # the moved view's depth is kept for the next time
+    assert core.views.slot_has_depth[0].sum() >= 1        # the moved view's depth is kept for the next time
     stored = core.model.decode(core.model.encode(frames[:1]))
     rel = relative_pose(torch.from_numpy(here), torch.from_numpy(moved))[None]
     want, ok = move_view(stored.permute(0, 3, 1, 2).float(), core.model.predict_depth(stored), rel)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from envs.dataset import DatasetError, load_arrays
-from envs.encoded_dataset import autoencoder_fingerprint, encode_arrays, load_encoded, save_encoded
+from envs.data.dataset import DatasetError, load_arrays
+from envs.data.encoded_dataset import autoencoder_fingerprint, encode_arrays, load_encoded, save_encoded
 from worldmodels.world_model import WorldModel
 
 

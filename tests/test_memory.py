@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from memory import MemoryBank, StatefulGridMemory, compose, fov_overlap, relative_pose, retrieve
+from geometry import compose, relative_pose
+from memory import MemoryBank, StatefulGridMemory, fov_overlap, retrieve
 
 
 def test_fov_overlap_extremes():
@@ -93,7 +94,7 @@ def test_stateful_memory_size_is_constant_over_10000_steps():
 
 
 def test_a_revisit_is_a_near_pose_held_more_than_k_steps_earlier():
-    from envs.revisit import RevisitPath
+    from envs.data.revisit import RevisitPath
 
     frames = np.zeros((9, 64, 64, 3), np.uint8)
     # k = 2: frame t revisits frame s only if s < t - 2. Frame 2 returns to frame 0 (too recent), frame 4 to
@@ -105,7 +106,7 @@ def test_a_revisit_is_a_near_pose_held_more_than_k_steps_earlier():
 
 
 def test_standing_against_a_wall_is_not_a_return():
-    from envs.revisit import RevisitPath
+    from envs.data.revisit import RevisitPath
 
     # k = 2: frames 1-5 push into a wall at (1, 0), then the agent walks off and comes back at frame 8
     poses = np.array([[0, 0, 0]] + [[1, 0, 0]] * 5 + [[2, 0, 0], [3, 0, 0], [1, 0, 0]], np.float32)
@@ -115,7 +116,7 @@ def test_standing_against_a_wall_is_not_a_return():
 
 
 def test_exact_revisits_are_only_the_returns_to_the_same_pose_and_are_scored_apart():
-    from envs.revisit import RevisitPath
+    from envs.data.revisit import RevisitPath
     from experiments.eval_revisit import score
 
     # k = 2: frame 4 returns near frame 1 (0.2 units off), frame 5 to frame 0's very pose (in the context),
@@ -154,7 +155,7 @@ def test_a_bad_exact_tolerance_is_refused_by_name(tol):
 
 
 def test_the_copy_bound_copies_the_nearest_earlier_view_through_the_reconstruction():
-    from envs.revisit import RevisitPath
+    from envs.data.revisit import RevisitPath
     from experiments.eval_revisit import copy_bound_psnr
 
     # k = 2: only frame 5 is a revisit; frames 0 (earliest, 0.35 away) and 1 (nearest, 0.05 away) qualify
@@ -180,7 +181,7 @@ def test_the_copy_bound_copies_the_nearest_earlier_view_through_the_reconstructi
 
 
 def test_a_view_stored_at_the_same_pose_is_reused_and_others_are_not():
-    from envs.dream_memory import MemoryRead, reuse_stored_view
+    from envs.dream.memory import MemoryRead, reuse_stored_view
 
     z = torch.zeros(3, 4, 2, 2)
     stored = torch.stack([torch.full((4, 2, 2), float(v)) for v in (1, 2)])[None].repeat(3, 1, 1, 1, 1)  # (3, 2, ...)
@@ -197,7 +198,7 @@ def test_a_view_stored_at_the_same_pose_is_reused_and_others_are_not():
 
 
 def test_pose_drift_measures_the_dream_pose_against_the_real_one_after_the_context():
-    from envs.revisit import RevisitPath
+    from envs.data.revisit import RevisitPath
     from experiments.eval_revisit import pose_drift
 
     real = np.zeros((6, 3), np.float32)
@@ -220,8 +221,9 @@ def test_pose_drift_measures_the_dream_pose_against_the_real_one_after_the_conte
 def test_the_dream_memory_reads_only_the_written_prefix_and_picks_what_a_full_read_picks(kind):
     import torch
 
-    from envs.dream_memory import DreamMemory
-    from memory import relative_pose, retrieve
+    from envs.dream.memory import DreamMemory
+    from geometry import relative_pose
+    from memory import retrieve
 
     g = torch.Generator().manual_seed(0)
     mem = DreamMemory(kind, 3, (4, 16, 16), m=4, capacity=64, exclude_recent=2, bounds=(-7, 7, -7, 7))
@@ -286,7 +288,7 @@ def test_turned_views_are_painted_best_first_and_only_where_used():
 
 
 def test_only_views_of_the_same_place_under_a_modest_turn_are_turnable():
-    from envs.dream_memory import MemoryRead, turnable_views
+    from envs.dream.memory import MemoryRead, turnable_views
 
     rel = torch.tensor([[[0.02, 0.0, 0.5], [0.3, 0.0, 0.1], [0.0, 0.01, 0.2], [0.0, 0.0, 1.2]]])
     read = MemoryRead(torch.zeros(1, 4, 2, 2, 2), rel, torch.ones(1, 4, dtype=torch.bool), torch.zeros(1, 4, dtype=torch.long))
@@ -298,7 +300,7 @@ def test_only_views_of_the_same_place_under_a_modest_turn_are_turnable():
 
 def test_a_moved_view_is_the_real_view_at_the_new_pose_where_it_sees():
     from envs.sources import make_source
-    from memory.geometry import relative_pose
+    from geometry import relative_pose
     from memory.reprojection import move_view, rotate_view
     from worldmodels.metrics import psnr
 

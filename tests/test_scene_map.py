@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from envs.dataset import load_arrays
-from envs.dream_memory import DreamMemory
-from envs.scene_map import SceneMap, build_scene_map, map_cells
+from envs.data.dataset import load_arrays
+from envs.dream import DreamConfig
+from envs.dream.memory import DreamMemory
+from envs.data.scene_map import build_scene_map, load_scene_map, save_scene_map
+from memory.scene_map import SceneMap, map_cells
 from worldmodels.world_model import WorldModel
 
 
@@ -28,18 +30,18 @@ def test_a_built_map_round_trips_and_refuses_another_autoencoder(tmp_path, tiny_
     first = map_cells(arrays.poses, 1.0, 8)[0]
     expect = model.encode(torch.from_numpy(arrays.frames[first:first + 1]))[0]
     torch.testing.assert_close(smap.latents[0], expect, atol=1e-4, rtol=1e-4)   # normalised, as the denoiser reads
-    smap.save(tmp_path / "map.safetensors")
-    back = SceneMap.load(tmp_path / "map.safetensors")
+    save_scene_map(smap, tmp_path / "map.safetensors")
+    back = load_scene_map(tmp_path / "map.safetensors")
     assert torch.equal(back.latents, smap.latents) and torch.equal(back.poses, smap.poses)
-    back.check_model(model, "map")
+    load_scene_map(tmp_path / "map.safetensors", model)
     with torch.no_grad():
         next(model.autoencoder.parameters()).view(-1)[0] += 0.1
     with pytest.raises(ValueError, match="another autoencoder"):
-        back.check_model(model, "map")
+        load_scene_map(tmp_path / "map.safetensors", model)
     with pytest.raises(FileNotFoundError, match="memworld build-map"):
-        SceneMap.load(tmp_path / "none.safetensors")
+        load_scene_map(tmp_path / "none.safetensors")
     with pytest.raises(ValueError, match="not a scene map"):
-        SceneMap.load(tiny_checkpoint)
+        load_scene_map(tiny_checkpoint)
 
 
 def _map(n: int = 40, seed: int = 0) -> SceneMap:
@@ -85,7 +87,7 @@ def test_a_map_needs_a_memory_that_reads_it():
 
 
 def test_training_memory_draws_map_frames_of_other_episodes_only():
-    from envs.memory_sampler import EpisodeMemorySampler, MemorySamplerConfig
+    from envs.data.memory_sampler import EpisodeMemorySampler, MemorySamplerConfig
 
     # two episodes of 8 frames; frame 6 (episode 0) and frame 14 (episode 1) share one pose
     poses = torch.zeros(16, 3)
@@ -118,15 +120,15 @@ def test_the_dream_reads_a_map_of_its_own_autoencoder_only(tmp_path, tiny_checkp
     from envs.dream import DreamEnv
 
     model = WorldModel.load(tiny_checkpoint)
-    build_scene_map(model, load_arrays(tiny_dataset[0]), cell=1.0, yaw_bins=8).save(tmp_path / "map.safetensors")
+    save_scene_map(build_scene_map(model, load_arrays(tiny_dataset[0]), cell=1.0, yaw_bins=8), tmp_path / "map.safetensors")
     env = DreamEnv(checkpoint=str(tiny_checkpoint), memory="fov", scene_map=str(tmp_path / "map.safetensors"))
     env.reset(seed=0)
     assert env.step(2)[0].shape == (64, 64, 3)
     with pytest.raises(ValueError, match="needs a memory kind"):
         DreamEnv(checkpoint=str(tiny_checkpoint), memory="none", scene_map=str(tmp_path / "map.safetensors"))
-    other = SceneMap.load(tmp_path / "map.safetensors")
+    other = load_scene_map(tmp_path / "map.safetensors")
     other.autoencoder = "another"
-    other.save(tmp_path / "other.safetensors")
+    save_scene_map(other, tmp_path / "other.safetensors")
     with pytest.raises(ValueError, match="another autoencoder"):
         DreamEnv(checkpoint=str(tiny_checkpoint), memory="fov", scene_map=str(tmp_path / "other.safetensors"))
 
@@ -135,8 +137,9 @@ def test_an_agents_dream_reads_the_map_it_is_given(tmp_path, tiny_checkpoint, ti
     from agents.train import AgentConfig, dream_venv
 
     model = WorldModel.load(tiny_checkpoint)
-    build_scene_map(model, load_arrays(tiny_dataset[0]), cell=1.0, yaw_bins=8).save(tmp_path / "map.safetensors")
-    venv = dream_venv(AgentConfig(n_envs=2, checkpoint=str(tiny_checkpoint), scene_map=str(tmp_path / "map.safetensors")))
+    save_scene_map(build_scene_map(model, load_arrays(tiny_dataset[0]), cell=1.0, yaw_bins=8), tmp_path / "map.safetensors")
+    dream = DreamConfig(checkpoint=str(tiny_checkpoint), scene_map=str(tmp_path / "map.safetensors"))
+    venv = dream_venv(AgentConfig(n_envs=2, dream=dream))
     assert venv.venv.vec.core.memory.scene_map is not None
     venv.reset()
     obs, *_ = venv.step(np.array([2, 2]))
@@ -145,7 +148,7 @@ def test_an_agents_dream_reads_the_map_it_is_given(tmp_path, tiny_checkpoint, ti
 
 
 def test_the_dream_moves_map_views_decoding_each_entry_once(tmp_path, tiny_checkpoint, tiny_dataset):
-    from envs.dream_core import DreamConfig, DreamCore
+    from envs.dream import DreamConfig, DreamCore
     from envs.tasks import TaskConfig
     from worldmodels.depth_training import DepthFitConfig, fit_depth_head
 
@@ -155,19 +158,19 @@ def test_the_dream_moves_map_views_decoding_each_entry_once(tmp_path, tiny_check
                               DepthFitConfig(steps=2, batch=4), progress=False)
     model.save(tmp_path / "depth.safetensors")
     smap = build_scene_map(model, arrays, cell=1.0, yaw_bins=8)
-    smap.save(tmp_path / "map.safetensors")
-    cfg = DreamConfig(checkpoint=str(tmp_path / "depth.safetensors"), memory="fov", turn_tol=1.0, move=True,
+    save_scene_map(smap, tmp_path / "map.safetensors")
+    cfg = DreamConfig(checkpoint=str(tmp_path / "depth.safetensors"), memory="fov", views={"turn_radius": 1.0, "move": True},
                       starts=str(tiny_dataset[0]),
                       scene_map=str(tmp_path / "map.safetensors"), task=TaskConfig("reach", goal=(1e3, 1e3)))
     core = DreamCore(cfg, 2)
     core.reset_worlds([0, 1], [0, 1], [None, None])
     for _ in range(3):
         core.step(torch.tensor([2, 0]), smap.poses[[2, 3]])      # stepped onto map poses: their entries are moved
-    got = core.map_has_frame.nonzero()[:, 0]
-    assert len(got) > 0 and core.map_has_depth[got].all()
+    got = core.views.map_has_frame.nonzero()[:, 0]
+    assert len(got) > 0 and core.views.map_has_depth[got].all()
     want = core.model.decode(smap.latents[got])
-    assert (core.map_frames[got].int() - want.int()).abs().max() <= 1
-    torch.testing.assert_close(core.map_depth[got].float(), core.model.predict_depth(want).half().float())
-    seen = core.map_frames.clone()
+    assert (core.views.map_frames[got].int() - want.int()).abs().max() <= 1
+    torch.testing.assert_close(core.views.map_depth[got].float(), core.model.predict_depth(want).half().float())
+    seen = core.views.map_frames.clone()
     core.step(torch.tensor([2, 0]), smap.poses[[2, 3]])
-    assert torch.equal(core.map_frames[got], seen[got])        # kept, not decoded again
+    assert torch.equal(core.views.map_frames[got], seen[got])        # kept, not decoded again

@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import tiny_model_config
 
-from envs.dataset import load_arrays
+from envs.data.dataset import load_arrays
 from worldmodels.checkpoint import CheckpointError, load_tensors, save_tensors
 from worldmodels.train import TrainConfig, Trainer
 from worldmodels.training_state import TrainingDiverged
@@ -191,7 +191,7 @@ def test_training_with_a_blocked_head_fits_it_and_saves_it(tmp_path, tiny_datase
     tr = Trainer(cfg, TrainConfig(ae_steps=0, denoiser_steps=3, batch=4), arrays, None, tmp_path, progress=False)
     before = {k: v.clone() for k, v in tr.model.heads.state_dict().items() if k.startswith("blocked_")}
     model = tr.fit()
-    from worldmodels.heads import stalled
+    from geometry import stalled
     _, _, _, _, h = tr.batch(64)
     assert h["z_prev"] is not None
     assert torch.equal(h["blocked"].bool(), torch.from_numpy(stalled(h["dpose"].cpu().numpy())))
@@ -443,7 +443,7 @@ def test_dreamed_latents_are_the_models_own_prediction_where_the_dream_would_gen
 def test_pose_change_is_what_integrate_pose_undoes():
     import numpy as np
 
-    from worldmodels.heads import integrate_pose, pose_change
+    from geometry import compose as integrate_pose, pose_change
 
     rng = np.random.default_rng(0)
     p0 = rng.uniform(-3, 3, (50, 3)).astype(np.float32)

@@ -3,7 +3,6 @@ Diffusion-Based Generative Models", Table 1 and Eq. 2/8)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,7 +120,3 @@ def drop_context(context: torch.Tensor, aug: torch.Tensor, drop: torch.Tensor,
     d = drop[:, None, None, None, None]
     return torch.where(d, noise, context), torch.where(drop, torch.full_like(aug, DROPPED_CONTEXT_AUG), aug)
 
-
-def log_normal_median(p_mean: float) -> float:
-    """Median noise level of the training distribution (for docs and checks)."""
-    return math.exp(p_mean)

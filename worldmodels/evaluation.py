@@ -59,7 +59,7 @@ def rollout(model: WorldModel, frames: np.ndarray, actions: np.ndarray, poses: n
             horizon: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Open-loop generation from real context at ``starts`` (index of the first context frame) with the
     real actions, no memory. Returns frames ``(B, H, 64, 64, 3)`` and integrated poses ``(B, H, 3)``."""
-    from worldmodels.heads import integrate_pose
+    from geometry import compose
 
     k = model.context
     g = torch.Generator().manual_seed(seed)
@@ -70,7 +70,7 @@ def rollout(model: WorldModel, frames: np.ndarray, actions: np.ndarray, poses: n
     for h in range(horizon):
         acts = torch.from_numpy(actions[starts[:, None] + h + np.arange(k)])
         delta, blocked = model.heads.move_from_context(ctx, acts)
-        pose = integrate_pose(pose, delta)
+        pose = torch.where(blocked[:, None], pose, compose(pose, delta))     # as the dream keeps it: exactly
         z = model.sample_next(ctx, acts, generator=g)
         z = torch.where(blocked[:, None, None, None], ctx[:, -1], z)
         ctx = torch.cat([ctx[:, 1:], z[:, None]], 1)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -119,35 +118,6 @@ class Heads(nn.Module):
         """Reward ``(B,)`` and termination logit ``(B,)``."""
         out = self.rew_mlp(torch.cat([self.rew_trunk(torch.cat([z, z_next], 1)), self.act(action)], 1))
         return out[:, 0], out[:, 1]
-
-
-def integrate_pose(pose: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
-    """Apply ``delta (B, 3)`` = [forward, left, dyaw] in the agent frame to ``pose (B, 3)``."""
-    x, y, yaw = pose.unbind(-1)
-    f, left, dyaw = delta.unbind(-1)
-    c, s = yaw.cos(), yaw.sin()
-    new_yaw = torch.remainder(yaw + dyaw + torch.pi, 2 * torch.pi) - torch.pi
-    return torch.stack([x + c * f - s * left, y + s * f + c * left, new_yaw], -1)
-
-
-def pose_change(p0: np.ndarray, p1: np.ndarray) -> np.ndarray:
-    """``(B, 3)`` float32 [forward, left, dyaw] in the frame of ``p0`` that takes pose ``p0 (B, 3)`` to ``p1``:
-    the pose head's target, what ``integrate_pose`` undoes."""
-    c, s = np.cos(p0[:, 2]), np.sin(p0[:, 2])
-    d = p1[:, :2] - p0[:, :2]
-    dyaw = np.remainder(p1[:, 2] - p0[:, 2] + np.pi, 2 * np.pi) - np.pi
-    return np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1], dyaw], 1).astype(np.float32)
-
-
-#: a step whose position changed by less than this (units) and yaw by less than this (rad) left the pose as
-#: it was: a move into a wall (a step forward is 0.15, a turn ~0.26 rad); agents.evaluate keeps a copy
-#: (agents do not import worldmodels)
-BLOCKED_BELOW = 0.01
-
-
-def stalled(dpose: np.ndarray) -> np.ndarray:
-    """``(B,)`` bool: which true pose changes ``(B, 3)`` left the pose as it was (the blocked head's target)."""
-    return (np.linalg.norm(dpose[:, :2], axis=1) < BLOCKED_BELOW) & (np.abs(dpose[:, 2]) < BLOCKED_BELOW)
 
 
 def pose_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

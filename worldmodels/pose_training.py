@@ -18,10 +18,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from worldmodels.heads import Heads, pose_change, pose_loss, stalled
+from geometry import pose_change, stalled
+from worldmodels.heads import Heads, pose_loss
 from worldmodels.world_model import WorldModel
 
-FORWARD = 2        # envs.collection.FORWARD; worldmodels does not import envs
+FORWARD = 2        # envs.data.collection.FORWARD; worldmodels does not import envs
 POSE_PARTS = ("pose_trunk.", "pose_mlp.", "prev_act.")
 BLOCKED_PARTS = ("blocked_",)
 

@@ -24,7 +24,8 @@ from tqdm import tqdm
 
 from worldmodels.autoencoder import encode_raw, to_unit
 from worldmodels.edm import EDMLoss, augment_context, drop_context
-from worldmodels.heads import DONE_POS_WEIGHT, pose_change, pose_loss, stalled
+from geometry import pose_change, stalled
+from worldmodels.heads import DONE_POS_WEIGHT, pose_loss
 from worldmodels.precision import autocast_for, check_precision
 from worldmodels.training_state import EMA, StopFlag, check_finite, load_state, save_state
 from worldmodels.world_model import WorldModel, WorldModelConfig

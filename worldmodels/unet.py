@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from geometry import nearest_pose
+
 
 @dataclass
 class DenoiserConfig:
@@ -121,13 +123,6 @@ class MemoryCrossAttention(nn.Module):
 
 #: channels the nearest memory frame adds to the stem besides its latent: dx, dy, cos dyaw, sin dyaw, valid
 NEAREST_POSE_CHANNELS = 5
-
-
-def nearest_pose(rel_pose: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Squared pose distance ``dx^2 + dy^2 + 2 (1 - cos dyaw)`` of the valid memory frame closest to the
-    target and its index, both ``(B,)``, from ``rel_pose (B, M, 3)`` and ``mask (B, M)`` (inf where none)."""
-    dist = rel_pose[..., :2].pow(2).sum(-1) + 2 * (1 - rel_pose[..., 2].cos())
-    return dist.masked_fill(~mask, math.inf).min(1)
 
 
 def nearest_memory(memory: torch.Tensor, rel_pose: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from envs.sources.base import IMAGE_SIZE, PoseOutsideMapError, SourceEnv, make_pose, wrap_yaw
+from envs.sources.base import IMAGE_SIZE, SCENE_BOUNDS, PoseOutsideMapError, SourceEnv, make_pose, scene_bounds
 
 #: source name -> (module, class); modules are imported lazily (MiniWorld needs EGL).
 SOURCES: dict[str, tuple[str, str]] = {
@@ -27,4 +27,5 @@ def make_source(name: str, **kwargs) -> SourceEnv:
     return getattr(mod, cls)(**kwargs)
 
 
-__all__ = ["IMAGE_SIZE", "SOURCES", "PoseOutsideMapError", "SourceEnv", "make_pose", "make_source", "wrap_yaw"]
+__all__ = ["IMAGE_SIZE", "SCENE_BOUNDS", "SOURCES", "PoseOutsideMapError", "SourceEnv", "make_pose", "make_source",
+           "scene_bounds"]

@@ -10,7 +10,6 @@ Pose convention shared by all sources and by ``memory/``: the agent looks along
 
 from __future__ import annotations
 
-import math
 from abc import abstractmethod
 from typing import Any
 
@@ -18,18 +17,30 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from geometry import wrap_yaw
+
 IMAGE_SIZE = 64
-
-
-def wrap_yaw(yaw: float) -> float:
-    """Wrap an angle in radians to (-pi, pi]."""
-    y = math.remainder(yaw, 2 * math.pi)
-    return math.pi if y == -math.pi else y
 
 
 def make_pose(x: float, y: float, yaw: float) -> np.ndarray:
     """A pose array ``float32 [x, y, yaw]`` with yaw wrapped."""
     return np.array([x, y, wrap_yaw(yaw)], dtype=np.float32)
+
+
+#: (x0, x1, y0, y1) of each source's reachable poses, known without importing its renderer (the dream's stateful
+#: memory grid covers it); each source class reads its own row
+SCENE_BOUNDS: dict[str, tuple[float, float, float, float]] = {
+    "miniworld": (-7.0, 7.0, -7.0, 7.0),
+    "minigrid": (0.0, 19.0, 0.0, 19.0),
+    "vizdoom": (2.5, 17.5, -11.0, 2.0),
+}
+
+
+def scene_bounds(source: str) -> tuple[float, float, float, float]:
+    """The reachable extent of ``source``'s poses; an unknown source is an error, never a guess."""
+    if source not in SCENE_BOUNDS:
+        raise ValueError(f"no scene bounds for source {source!r}: add them to envs.sources.base.SCENE_BOUNDS")
+    return SCENE_BOUNDS[source]
 
 
 class PoseOutsideMapError(ValueError):
@@ -44,8 +55,8 @@ class SourceEnv(gym.Env[np.ndarray, np.int64]):
     source_name: str = ""
     #: Turn actions that make a full circle (scripted revisit paths need it).
     turns_per_circle: int = 4
-    #: (x0, x1, y0, y1): the extent of reachable poses (stateful memory grids cover it).
-    map_bounds: tuple[float, float, float, float] = (-10.0, 10.0, -10.0, 10.0)
+    #: (x0, x1, y0, y1): the extent of reachable poses (``SCENE_BOUNDS[source_name]``).
+    map_bounds: tuple[float, float, float, float]
 
     def __init__(self, n_actions: int, render_mode: str | None = None):
         self.observation_space = spaces.Box(0, 255, (IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)

@@ -14,7 +14,7 @@ import minigrid  # noqa: F401  (registers the MiniGrid ids)
 import numpy as np
 from minigrid.wrappers import RGBImgPartialObsWrapper
 
-from envs.sources.base import IMAGE_SIZE, PoseOutsideMapError, SourceEnv, make_pose
+from envs.sources.base import IMAGE_SIZE, PoseOutsideMapError, SCENE_BOUNDS, SourceEnv, make_pose
 
 _TILE = 8  # 7 tiles x 8 px = 56 px, upsampled by nearest neighbour to 64
 
@@ -24,7 +24,7 @@ class MiniGridSource(SourceEnv):
 
     source_name = "minigrid"
     turns_per_circle = 4
-    map_bounds = (0.0, 19.0, 0.0, 19.0)
+    map_bounds = SCENE_BOUNDS["minigrid"]
 
     def __init__(self, env_id: str = "MiniGrid-FourRooms-v0", max_episode_steps: int = 300,
                  render_mode: str | None = None):

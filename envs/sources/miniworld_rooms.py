@@ -21,7 +21,7 @@ pyglet.options["headless"] = True
 from miniworld.entity import Ball, Box, Key
 from miniworld.miniworld import MiniWorldEnv
 
-from envs.sources.base import PoseOutsideMapError, SourceEnv, make_pose
+from envs.sources.base import PoseOutsideMapError, SCENE_BOUNDS, SourceEnv, make_pose
 
 ROOM_TEXTURES = [  # (wall, floor) per room, chosen to differ in colour and frequency
     ("brick_wall", "wood_planks"),
@@ -98,7 +98,7 @@ class MiniWorldSource(SourceEnv):
 
     source_name = "miniworld"
     turns_per_circle = 24  # 15-degree turns
-    map_bounds = (-7.0, 7.0, -7.0, 7.0)  # x0, x1, y0, y1 in pose coordinates
+    map_bounds = SCENE_BOUNDS["miniworld"]
 
     def __init__(self, max_episode_steps: int = 300, render_mode: str | None = None):
         self.scene = MemoryRoomsScene(max_episode_steps=max_episode_steps, obs_width=64, obs_height=64)

@@ -37,7 +37,7 @@ import tempfile
 import numpy as np
 import vizdoom as vzd
 
-from envs.sources.base import IMAGE_SIZE, PoseOutsideMapError, SourceEnv, make_pose
+from envs.sources.base import IMAGE_SIZE, PoseOutsideMapError, SCENE_BOUNDS, SourceEnv, make_pose
 
 SCALE = 64.0  # Doom map units per pose unit
 TURN_DEG = 22.5
@@ -58,7 +58,7 @@ class ViZDoomSource(SourceEnv):
 
     source_name = "vizdoom"
     turns_per_circle = 16  # 22.5-degree turns
-    map_bounds = (2.5, 17.5, -11.0, 2.0)  # x0, x1, y0, y1 in pose coordinates
+    map_bounds = SCENE_BOUNDS["vizdoom"]
 
     def __init__(self, max_episode_steps: int = 300, render_mode: str | None = None,
                  forward_tics: int = 3, max_settle_tics: int = 100):

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from envs.scene_map import MAP_STEP
-from memory.geometry import pose_distance, relative_pose
+from memory.scene_map import MAP_STEP
+from geometry import pose_distance, relative_pose
 from memory.retrievers import retrieve
 
 

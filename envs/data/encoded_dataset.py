@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from envs.dataset import DatasetError, FrameArrays
+from envs.data.dataset import DatasetError, FrameArrays
 from worldmodels.autoencoder import encode_raw
 from worldmodels.checkpoint import CheckpointError, load_metadata, load_tensors, save_tensors
 from worldmodels.world_model import WorldModel

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import torch
 
-from memory import MEMORY_KINDS, RETRIEVERS, MemoryBank, StatefulGridMemory, relative_pose, retrieve, view_visibility
-from envs.scene_map import MAP_STEP, SceneMap
-from worldmodels.unet import nearest_pose
+from geometry import nearest_pose, relative_pose
+from memory import MEMORY_KINDS, RETRIEVERS, MemoryBank, StatefulGridMemory, retrieve, view_visibility
+from memory.scene_map import MAP_STEP, SceneMap
 
 
 @dataclass

@@ -1,6 +1,6 @@
-"""2D pose geometry. A pose is ``[x, y, yaw]``; the agent looks along ``(cos yaw, sin yaw)``.
+"""Field of view of a pose ``[x, y, yaw]`` (``geometry.pose``): the agent looks along ``(cos yaw, sin yaw)``.
 
-Field of view is a wedge of half-angle ``fov/2`` and depth ``view_range``; overlap is
+The field of view is a wedge of half-angle ``fov/2`` and depth ``view_range``; overlap is
 measured by a fixed set of points spread over one wedge and counted inside the other
 (walls do not occlude: an approximation that errs towards retrieving more).
 """
@@ -11,31 +11,6 @@ import math
 
 import torch
 
-
-def wrap_angle(a: torch.Tensor) -> torch.Tensor:
-    """Wrap radians to (-pi, pi]."""
-    return torch.remainder(-a + math.pi, 2 * math.pi).neg() + math.pi
-
-
-def compose(pose: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
-    """Apply ``delta = [forward, left, dyaw]`` (agent frame) to ``pose``; shapes ``(..., 3)``."""
-    x, y, yaw = pose.unbind(-1)
-    f, l, dyaw = delta.unbind(-1)
-    c, s = yaw.cos(), yaw.sin()
-    return torch.stack([x + c * f - s * l, y + s * f + c * l, wrap_angle(yaw + dyaw)], -1)
-
-
-def relative_pose(other: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """``other`` expressed in ``ref``'s frame: ``[forward, left, dyaw]``; broadcasts ``(..., 3)``."""
-    dx, dy = other[..., 0] - ref[..., 0], other[..., 1] - ref[..., 1]
-    c, s = ref[..., 2].cos(), ref[..., 2].sin()
-    return torch.stack([c * dx + s * dy, -s * dx + c * dy, wrap_angle(other[..., 2] - ref[..., 2])], -1)
-
-
-def pose_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Squared pose distance ``dx^2 + dy^2 + 2 (1 - cos dyaw)`` of poses ``(..., 3)``, broadcast (the measure
-    ``worldmodels.unet.nearest_pose`` applies to relative poses)."""
-    return (a[..., :2] - b[..., :2]).pow(2).sum(-1) + 2 * (1 - torch.cos(a[..., 2] - b[..., 2]))
 
 
 def view_points(n_angles: int = 8, n_depths: int = 4, fov: float = math.radians(60),

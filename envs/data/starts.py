@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from envs.dataset import FrameArrays
+from envs.data.dataset import FrameArrays
 
 
 @dataclass
@@ -67,7 +67,7 @@ class StartSegments:
         if path.is_dir():
             if k is None:
                 raise ValueError(f"start segments from the dataset {path} need the context length k")
-            from envs.dataset import load_arrays
+            from envs.data.dataset import load_arrays
 
             return cls.from_arrays(load_arrays(path), k, n, seed=0, region=region)
         if not path.is_file():

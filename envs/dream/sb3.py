@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
-from envs.dream import DreamVectorEnv
+from envs.dream.gym_env import DreamVectorEnv
 
 
 class DreamSB3VecEnv(VecEnv):

@@ -14,19 +14,22 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.dream_core import DreamConfig, DreamCore
+from envs.dream.config import DreamConfig
+from envs.dream.core import DreamCore
 
 OBS_SPACE = spaces.Box(0, 255, (64, 64, 3), np.uint8)
 
 
 def _config(source: str, kwargs: dict[str, Any]) -> DreamConfig:
-    task = kwargs.pop("task", "learned")
-    task_kwargs = kwargs.pop("task_kwargs", {}) or {}
-    unknown = set(kwargs) - set(DreamConfig.__dataclass_fields__)
-    if unknown:
-        raise TypeError(f"unknown dream option(s) {sorted(unknown)}; known: {sorted(DreamConfig.__dataclass_fields__)}")
-    task_cfg = task if not isinstance(task, str) else {"name": task, **task_kwargs}
-    return DreamConfig(source=source, task=task_cfg, **kwargs)
+    """A ``DreamConfig`` given whole (``config=``) or field by field (``memory="fov"``, ``task={"name": "reach"}``)."""
+    if "config" in kwargs:
+        cfg = kwargs.pop("config")
+        if kwargs or not isinstance(cfg, DreamConfig):
+            raise TypeError("config= takes a whole DreamConfig and no other dream option")
+        if cfg.source != source:
+            raise ValueError(f"config.source is {cfg.source!r} but this env is the {source!r} dream")
+        return cfg
+    return DreamConfig.from_kwargs(source=source, **kwargs)
 
 
 def _render_side_by_side(core: DreamCore, world: int) -> np.ndarray:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 from tqdm import tqdm
 
-from envs.dataset import Episode
+from envs.data.dataset import Episode
 from envs.sources.base import SourceEnv
 
 LEFT, RIGHT, FORWARD = 0, 1, 2

@@ -8,12 +8,13 @@ metadata. ``replay(path, i)`` rebuilds the dream from that metadata and the acti
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 
-from envs.dataset import Episode, read_episodes, read_metadata, write_dataset
+from envs.data.dataset import Episode, read_episodes, read_metadata, write_dataset
 
 
 class DreamRecorder(gym.Wrapper):
@@ -55,40 +56,31 @@ class DreamRecorder(gym.Wrapper):
         self._cur = None
 
     def save(self, path: str | Path) -> Path:
-        """Write the finished episodes (and the one in progress) as a Minari dataset."""
+        """Write the finished episodes (and the one in progress) as a Minari dataset; its metadata holds the
+        dream's whole config, with what was left to defaults resolved (checkpoint, sampler, precision)."""
         self._finish()
         core = self.env.unwrapped.core
-        cfg = core.cfg
-        meta = {"source": cfg.source, "policy": "dream recording", "dream": True,
-                "checkpoint": str(cfg.checkpoint), "starts": str(cfg.starts) if cfg.starts else None,
-                "starts_count": cfg.starts_count, "precision": "bf16" if core.bf16 else "fp32", "reuse_tol": cfg.reuse_tol,
-                "turn_tol": cfg.turn_tol, "turn_max_yaw": cfg.turn_max_yaw,
-                "memory": cfg.memory, "memory_capacity": cfg.memory_capacity, "sampler": core.sampler.name,
-                "sampler_steps": core.sampler.steps, "max_episode_steps": cfg.max_episode_steps,
-                "task": {"name": cfg.task.name, "goal": cfg.task.goal, "radius": cfg.task.radius,
-                         "leave": cfg.task.leave, "shaping": cfg.task.shaping, "start_region": cfg.task.start_region},
+        cfg = dataclasses.replace(core.cfg, checkpoint=str(core.cfg.checkpoint_path()), sampler=core.sampler.name,
+                                  sampler_steps=core.sampler.steps, precision="bf16" if core.bf16 else "fp32")
+        meta = {"source": cfg.source, "policy": "dream recording", "dream": True, "dream_config": cfg.to_dict(),
                 "episode_seeds": [e.seed for e in self.episodes]}
         return write_dataset(path, self.episodes, core.n_actions, meta)
 
 
 def replay(path: str | Path, episode: int = 0) -> np.ndarray:
     """Re-dream episode ``episode`` of a recording from its metadata and actions: frames ``(T+1, 64, 64, 3)``."""
-    from envs.dream import DreamEnv
-    from envs.dream_core import DreamConfig
+    from envs.dream import DreamConfig, DreamEnv
 
     meta = read_metadata(path)
     if not meta.get("dream"):
         raise ValueError(f"{path} is not a dream recording")
+    if "dream_config" not in meta:
+        raise ValueError(f"{path} was recorded before recordings stored the whole dream config: record it again")
     seed = meta["episode_seeds"][episode]
     if seed is None:
         raise ValueError(f"episode {episode} of {path} was reset without a seed: it cannot be replayed")
-    env = DreamEnv(source=meta["source"], checkpoint=meta["checkpoint"], starts=meta["starts"],
-                   starts_count=meta.get("starts_count", DreamConfig.starts_count),
-                   precision=meta.get("precision", "fp32"), reuse_tol=meta.get("reuse_tol", 0.0), memory=meta["memory"],
-                   turn_tol=meta.get("turn_tol", 0.0), turn_max_yaw=meta.get("turn_max_yaw", DreamConfig.turn_max_yaw),
-                   memory_capacity=meta["memory_capacity"], sampler=meta["sampler"],
-                   sampler_steps=meta["sampler_steps"], max_episode_steps=meta["max_episode_steps"],
-                   task=meta["task"]["name"], task_kwargs={k: v for k, v in meta["task"].items() if k != "name"})
+    cfg = DreamConfig.from_dict(meta["dream_config"])
+    env = DreamEnv(source=cfg.source, config=cfg)
     ep = read_episodes(path)[episode]
     obs, _ = env.reset(seed=seed)
     frames = [obs] + [env.step(int(a))[0] for a in ep.actions]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs.collection import FORWARD, LEFT, RIGHT
+from envs.data.collection import FORWARD, LEFT, RIGHT
 from envs.sources.base import SourceEnv
 
 PATH_KINDS = ("turn_around", "out_and_back", "loop", "random_return")
