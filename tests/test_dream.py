@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from unittest.mock import patch
+import dataclasses
 
 import gymnasium as gym
 import numpy as np
@@ -197,23 +197,6 @@ def test_a_bf16_dream_with_reuse_from_dataset_starts_in_a_region_replays_bit_exa
     np.testing.assert_array_equal(replay(path, 0), read_episodes(path)[0].frames)
 
 
-def test_agent_training_resumes(tiny_checkpoint, tmp_path):
-    from agents.train import AgentConfig, train
-    from envs.tasks import TaskConfig
-
-    cfg = AgentConfig(dream=DreamConfig(task=TaskConfig("reach"), checkpoint=str(tiny_checkpoint), max_episode_steps=5),
-                      total_timesteps=64, n_envs=2, eval_episodes=1, eval_freq=32, checkpoint_every=32,
-                      hyperparams={"n_steps": 32, "batch_size": 32, "n_epochs": 1})
-    model, cb = train(cfg, tmp_path, "dream", progress=False)
-    assert (tmp_path / "dream_resume.zip").is_file() and model.num_timesteps == 64
-    assert [t for t, _ in cb.history] == [32, 64]
-    cfg.total_timesteps = 192
-    model2, cb2 = train(cfg, tmp_path, "dream", progress=False)
-    assert model2.num_timesteps == 192
-    # the evaluation before the resume is kept, and the resumed run evaluates once per period, not on every step
-    assert [t for t, _ in cb2.history] == [32, 64, 96, 128, 160, 192]
-
-
 def test_start_region_limits_dream_and_real_starts(tiny_checkpoint):
     from envs.data.starts import StartSegments
     from envs.tasks import RealTaskWrapper, TaskConfig, in_region
@@ -280,42 +263,6 @@ def test_bf16_dream_stays_close_to_fp32_and_a_bad_precision_is_refused(tiny_chec
     assert np.abs(frames["bf16"].astype(int) - frames["fp32"]).mean() < 8
     with pytest.raises(ValueError, match="precision must be"):
         DreamEnv(checkpoint=str(tiny_checkpoint), precision="fp8")
-
-
-def test_recurrent_policy_trains_in_the_dream_and_keeps_its_state_in_the_real_env(tiny_checkpoint, tmp_path):
-    from agents.evaluate import evaluate_real
-    from agents.train import AgentConfig, train
-    from envs.tasks import TaskConfig
-
-    cfg = AgentConfig(algo="recurrent_ppo", total_timesteps=64, n_envs=2, eval_episodes=1,
-                      dream=DreamConfig(task=TaskConfig("homing"), checkpoint=str(tiny_checkpoint), max_episode_steps=20),
-                      hyperparams={"n_steps": 32, "batch_size": 32, "n_epochs": 1})
-    model, cb = train(cfg, tmp_path, "dream", progress=False)
-    assert type(model).__name__ == "RecurrentPPO" and model.num_timesteps == 64
-
-    class Spy:   # records what evaluate_real hands a policy: the state must flow from step to step
-        def __init__(self):
-            self.calls = []
-
-        def predict(self, obs, state=None, episode_start=None, deterministic=False):
-            self.calls.append((state, bool(episode_start[0])))
-            return 2, len(self.calls)
-
-    spy = Spy()
-    res = evaluate_real(spy, "miniworld", TaskConfig("homing"), 2, seed=0, max_episode_steps=5)
-    assert spy.calls[0] == (None, True) and spy.calls[1] == (1, False) and spy.calls[5] == (None, True)
-    # every action was forward: the share of them that a wall stopped is what the recorded poses say
-    moves = np.concatenate([np.linalg.norm(np.diff(e.poses[:, :2], axis=0), axis=1) for e in res.episodes])
-    assert len(moves) == 10 and res.figures()["real_forward_blocked_share"] == pytest.approx((moves < 0.01).mean())
-
-
-def test_the_blocked_share_counts_forward_moves_that_did_not_move():
-    from agents.evaluate import blocked_share, forward_moves
-
-    poses = np.array([[0, 0, 0], [0.15, 0, 0], [0.15, 0, 0], [0.15, 0, 0.3], [0.15, 0.005, 0.3]], np.float32)
-    moves = forward_moves(np.array([2, 2, 0, 2]), poses)      # moved, blocked, (a turn), blocked
-    assert moves == pytest.approx([0.15, 0.0, 0.005]) and blocked_share(moves) == pytest.approx(2 / 3)
-    assert blocked_share(forward_moves(np.array([0, 1]), poses[:3])) is None      # no forward move: no share
 
 
 def test_homing_pays_on_return_and_its_shaping_telescopes():
@@ -393,44 +340,6 @@ def test_the_real_env_shows_the_same_homing_cue():
     assert (obs[:CUE_ROWS] == 255).all() and (obs[CUE_ROWS:] == 0).all()
 
 
-def _with_pose_head(init, pose_delta):
-    """A DreamCore.__init__ whose model's pose head is replaced by ``pose_delta``."""
-    def wrapped(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        self.model.heads.pose_delta = pose_delta
-    return wrapped
-
-
-def test_evaluate_dream_counts_each_worlds_first_episodes_and_reads_success_from_termination(tiny_checkpoint):
-    from agents.evaluate import evaluate_dream
-    from envs.tasks import TaskConfig
-
-    class Forward:
-        def predict(self, obs, state=None, episode_start=None, deterministic=False):
-            return np.full(len(obs), 2), None
-
-    def dream(task: TaskConfig) -> DreamConfig:
-        return DreamConfig(checkpoint=str(tiny_checkpoint), memory="none", task=task, max_episode_steps=4)
-
-    near = evaluate_dream(Forward(), dream(TaskConfig("reach", radius=1e3)), 5, seed=0, worlds=2)
-    assert {k: v for k, v in near.items() if k != "dream_forward_blocked_share"} == {
-        "dream_return": pytest.approx(1 - 0.2 / 4), "dream_success_rate": 1.0, "dream_episode_length": 1.0,
-        "dream_episodes": 5}
-    assert 0.0 <= near["dream_forward_blocked_share"] <= 1.0
-    # every episode ends (and its world is reset) after one step: the move counted is to the pose it ended
-    # at, not to the next start, so a pose head that never moves gives 1.0 and one that always moves 0.0
-    from envs.dream import core as dream_core
-    for delta, share in ((0.0, 1.0), (0.15, 0.0)):
-        fixed = lambda z, a, *_, d=delta: torch.tensor([[d, 0.0, 0.0]]).expand(len(z), 3)
-        with patch.object(dream_core.DreamCore, "__init__", _with_pose_head(dream_core.DreamCore.__init__, fixed)):
-            got = evaluate_dream(Forward(), dream(TaskConfig("reach", radius=1e3)), 5, seed=0, worlds=2)
-        assert got["dream_forward_blocked_share"] == share
-    far = evaluate_dream(Forward(), dream(TaskConfig("reach", goal=(1e3, 1e3), radius=1.0)), 3, seed=0, worlds=2)
-    assert far["dream_success_rate"] == 0.0 and far["dream_episode_length"] == 4.0 and far["dream_episodes"] == 3
-    with pytest.raises(ValueError, match="pose-defined task"):
-        evaluate_dream(Forward(), dream(TaskConfig("learned")), 2, seed=0)
-
-
 def test_a_blocked_move_keeps_the_pose_and_shows_the_same_view(tiny_checkpoint):
     env = DreamEnv(checkpoint=str(tiny_checkpoint), memory="fov")
     heads = env.core.model.heads
@@ -470,7 +379,7 @@ def test_the_dream_turns_a_stored_view_of_the_same_place_to_the_new_heading(tiny
 
     import torch
 
-    from envs.dream import DreamConfig, DreamCore
+    from envs.dream import DreamCore
     from envs.tasks import TaskConfig
     from memory.reprojection import rotate_view
 
@@ -512,7 +421,7 @@ def test_the_dream_moves_a_stored_view_to_the_new_pose_by_its_depth(tiny_checkpo
 
     import torch
 
-    from envs.dream import DreamConfig, DreamCore
+    from envs.dream import DreamCore
     from envs.tasks import TaskConfig
     from geometry import relative_pose
     from memory.reprojection import move_view
@@ -558,3 +467,69 @@ def test_the_dream_moves_a_stored_view_to_the_new_pose_by_its_depth(tiny_checkpo
     want, m = want[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy(), ok[0].numpy()
     assert m.mean() > 0.3
     np.testing.assert_allclose(shown[m].astype(int), want[m].astype(int), atol=1)
+
+
+def test_a_recording_with_every_dream_option_on_replays_bit_exactly(tiny_checkpoint, tiny_dataset, tmp_path):
+    from envs.data.dataset import read_episodes, read_metadata
+    from envs.data.recording import DreamRecorder, replay
+    from envs.data.scene_map import build_scene_map, save_scene_map
+    from envs.data.dataset import load_arrays
+    from worldmodels.depth_training import DepthFitConfig, fit_depth_head
+    from worldmodels.world_model import WorldModel
+
+    frames = torch.from_numpy(np.stack(tiny_dataset[1][0].frames))
+    model, _ = fit_depth_head(WorldModel.load(tiny_checkpoint), frames, torch.full((len(frames), 64, 64), 2.0),
+                              DepthFitConfig(steps=2, batch=4), progress=False)
+    ckpt = tmp_path / "depth.safetensors"
+    model.save(ckpt)
+    save_scene_map(build_scene_map(model, load_arrays(tiny_dataset[0]), cell=1.0, yaw_bins=8), tmp_path / "map.safetensors")
+    cfg = DreamConfig(checkpoint=str(ckpt), starts=str(tiny_dataset[0]), starts_count=6, memory="fov",
+                      memory_capacity=48, scene_map=str(tmp_path / "map.safetensors"), map_candidates=4,
+                      views={"reuse_max_sq_dist": 0.05, "turn_radius": 1.0, "turn_max_yaw": 0.9, "move": True},
+                      sampler="heun", sampler_steps=2, max_episode_steps=9, precision="bf16",
+                      task={"name": "homing", "leave": 0.2, "radius": 0.1, "shaping": 0.5, "cue": True})
+    env = DreamRecorder(DreamEnv(config=cfg))
+    rng = np.random.default_rng(0)
+    for seed in (5, 6):
+        env.reset(seed=seed)
+        for _ in range(9):
+            if any(env.step(int(rng.integers(0, 3)))[2:4]):
+                break
+    views = env.unwrapped.core.views        # the options were in play, not only switched on
+    assert views.map_has_frame.any() and views.map_has_depth.any() and views.slot_has_depth.any()
+    path = env.save(tmp_path / "rec")
+    stored = DreamConfig.from_dict(read_metadata(path)["dream_config"])
+    assert stored == dataclasses.replace(cfg, checkpoint=str(ckpt))          # every option, whole
+    eps = read_episodes(path)
+    assert any((e.frames[:, :3] == 255).all(axis=(1, 2, 3)).any() for e in eps)     # the homing cue showed
+    for i in range(2):
+        np.testing.assert_array_equal(replay(path, i), eps[i].frames)
+
+
+def test_gymnasium_record_video_writes_the_dream(tiny_checkpoint, tmp_path):
+    from gymnasium.wrappers import RecordVideo
+
+    env = RecordVideo(gym.make("memworld/MemoryRooms-Dream-v0", checkpoint=str(tiny_checkpoint), render_mode="rgb_array"),
+                      str(tmp_path), episode_trigger=lambda e: True, disable_logger=True)
+    env.reset(seed=0)
+    for _ in range(5):
+        env.step(2)
+    env.close()
+    videos = list(tmp_path.glob("*.mp4"))
+    assert len(videos) == 1 and videos[0].stat().st_size > 0
+
+
+def test_every_registered_id_makes_or_says_what_is_missing():
+    from gymnasium.envs.registration import registry
+
+    ids = [i for i in registry if i.startswith("memworld/")]
+    assert {"memworld/MemoryRooms-v0", "memworld/MemoryRooms-Dream-v0"} <= set(ids)
+    for env_id in ids:
+        try:
+            env = gym.make(env_id)
+        except (FileNotFoundError, ImportError) as exc:     # no shipped checkpoint, or an optional extra
+            assert "memworld train-worldmodel" in str(exc) or "pip install" in str(exc), (env_id, exc)
+            continue
+        obs, _ = env.reset(seed=0)
+        assert obs.shape == (64, 64, 3) and env.step(env.action_space.sample())[0].shape == (64, 64, 3)
+        env.close()
