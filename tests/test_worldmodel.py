@@ -343,8 +343,8 @@ def test_a_pose_prev_head_learns_what_one_frame_cannot_show():
     assert not model.cfg.heads.pose_prev and prev.cfg.heads.pose_prev       # the given model is left as it was
     with pytest.raises(ValueError, match="previous latent"):
         prev.heads.pose_delta(z[:1], torch.tensor([2]))
-    ctx, acts = z[None, :3], torch.tensor([[0, 2, 2]])      # pose_from_context reads the last two of the context
-    assert torch.equal(prev.heads.pose_from_context(ctx, acts),
+    ctx, acts = z[None, :3], torch.tensor([[0, 2, 2]])      # move_from_context reads the last two of the context
+    assert torch.equal(prev.heads.move_from_context(ctx, acts)[0],
                        prev.heads.pose_delta(z[2:3], torch.tensor([2]), z[1:2], torch.tensor([2])))
 
 

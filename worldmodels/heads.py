@@ -79,11 +79,6 @@ class Heads(nn.Module):
         x = self.pose_trunk(torch.cat([z, z - z_prev], 1))
         return self.pose_mlp(torch.cat([x, self.act(action), self.prev_act(prev_action)], 1))
 
-    def pose_from_context(self, ctx: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """The pose change ``(B, 3)`` of the step about to be taken (zero where the blocked head stops it):
-        ``move_from_context``'s first half."""
-        return self.move_from_context(ctx, actions)[0]
-
     def blocked_logit(self, z: torch.Tensor, action: torch.Tensor, z_prev: torch.Tensor,
                       prev_action: torch.Tensor) -> torch.Tensor:
         """``(B,)`` logit that ``action`` taken at ``z`` leaves the agent where it is; the inputs are
