@@ -58,3 +58,33 @@ def gradient_magnitude(frames: np.ndarray | torch.Tensor) -> float:
 def sharpness(pred: np.ndarray | torch.Tensor, true: np.ndarray | torch.Tensor) -> float:
     """Gradient magnitude of generated frames over that of real ones: 1.0 is right, < 1 is blur."""
     return gradient_magnitude(pred) / max(gradient_magnitude(true), 1e-8)
+
+
+def frame_detail(frames: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Per-frame detail: mean absolute horizontal gradient of ``(..., H, W, 3)`` uint8 frames -> ``(...)``."""
+    f = _as_float(frames)
+    return (f[..., :, 1:, :] - f[..., :, :-1, :]).abs().flatten(-3).mean(-1).numpy()
+
+
+def frame_contrast(frames: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Per-frame contrast: the standard deviation of all pixel values of ``(..., H, W, 3)`` uint8 frames."""
+    return _as_float(frames).flatten(-3).std(-1, unbiased=False).numpy()
+
+
+def frechet_distance(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> float:
+    """Fréchet distance between Gaussians fitted to features ``a (N, D)`` and ``b (M, D)``:
+    ``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a^1/2 S_b S_a^1/2)^1/2)`` (Heusel et al. 2017, the FID formula; which
+    features it is computed on is the caller's choice and must be named with the figure)."""
+    a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
+        raise ValueError(f"features must be (N, D) and (M, D) with N, M >= 2, got {tuple(a.shape)} and {tuple(b.shape)}")
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    s_a, s_b = torch.cov(a.T).reshape(a.shape[1], -1), torch.cov(b.T).reshape(b.shape[1], -1)
+
+    def sqrtm_psd(m: torch.Tensor) -> torch.Tensor:
+        w, v = torch.linalg.eigh((m + m.T) / 2)
+        return (v * w.clamp(min=0).sqrt()) @ v.T
+
+    r = sqrtm_psd(s_a)
+    cross = sqrtm_psd(r @ s_b @ r)
+    return float((mu_a - mu_b).pow(2).sum() + torch.trace(s_a + s_b - 2 * cross))
