@@ -39,7 +39,8 @@ def test_real_frames_score_as_real_and_blur_and_flat_frames_do_not():
     flat = np.full_like(frames, 128)
     flat[:, :10] = frames[:, :10]                  # sharp for ten steps, then grey
     got = bucket_figures(_rollouts(flat), real, (0, 10, 30))
-    assert got["0-10"]["collapsed_share_std"] == same["0-10"]["collapsed_share_std"] and got["10-30"]["collapsed_share_std"] == 1.0
+    assert got["0-10"]["collapsed_share_std"] == same["0-10"]["collapsed_share_std"]
+    assert got["10-30"]["collapsed_share_std"] == 1.0
     assert got["10-30"]["collapsed_share_grad"] == 1.0 and got["10-30"]["frechet_encoder"] > got["0-10"]["frechet_encoder"]
 
 
