@@ -5,7 +5,7 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.memworld-installed
 EGL_PKGS := libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libglu1-mesa libopengl0
 
-.PHONY: demo test setup syslibs lint clean-runs check-report
+.PHONY: demo test setup syslibs xvfb lint clean-runs check-report check-play
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -28,10 +28,18 @@ syslibs:
 
 setup: syslibs $(STAMP)
 
+# An X server for the test that opens memworld play's window on a real display (a few MB; without it that test
+# skips and says why).
+xvfb:
+	@command -v Xvfb >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -qq --no-install-recommends xvfb xauth >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends xvfb xauth >/dev/null; } || \
+	  echo "warning: could not install xvfb; the X display test of memworld play will skip"; }
+
 demo: setup
 	$(VPY) -m experiments.demo $(ARGS)
 
-test: setup
+test: setup xvfb
 	$(VPY) -m pytest tests $(ARGS)
 
 lint: setup
@@ -47,3 +55,10 @@ check-report: setup
 	@if [ -f runs/demo/report.html ]; then chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
 	  --no-first-run --screenshot=runs/demo/report.png --window-size=1000,2400 file://$(CURDIR)/runs/demo/report.html \
 	  && echo "screenshot: runs/demo/report.png"; fi
+
+# memworld play on a real X display (Xvfb) and its page in headless Chromium (installs both when missing), then
+# the key-to-frame latency of the window and the page.
+check-play: setup xvfb
+	@command -v chromium >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get install -y -qq chromium; }
+	$(VPY) -m pytest tests/test_play.py -q -rs
+	xvfb-run -a -s "-screen 0 1024x768x24 -nolisten tcp" $(VPY) -m experiments.play bench=true $(ARGS)
