@@ -146,7 +146,7 @@ def main(cfg: DictConfig) -> None:
     from envs.play.window import Window
 
     session = make_session(cfg)
-    window = Window(session, cfg.scale, save_dir=os.path.join(cfg.runs_root, "play-saves"))
+    window = Window(session, cfg.scale, save_dir=make_run_dir("play", cfg.runs_root))   # s saves here, never over another run
     steps = window.run(list(cfg.actions) if cfg.actions is not None else None, cfg.max_steps)
     window.close()
     session.close()
