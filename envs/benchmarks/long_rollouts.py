@@ -4,8 +4,9 @@ actions beside it; per horizon bucket, the dream's frames against the real frame
 - detail (per-frame mean absolute horizontal gradient) and contrast (per-frame pixel std), medians;
 - the share of collapsed frames: flatter (in std, and apart in gradient) than the real 1st percentile;
 - a Fréchet distance between dream and real frames in *our own encoder's* features (the world model's latents
-  average-pooled to 4x4, 64 numbers a frame: no downloaded weights, so it is not FID and not comparable with
-  published FIDs), beside the same distance between two halves of the real worlds, its noise floor.
+  average-pooled to 2x2, 16 numbers a frame, few enough for the ~100-1,000 frames of a bucket; no downloaded
+  weights, so it is not FID and not comparable with published FIDs), beside the same distance between two
+  halves of the real worlds, its noise floor.
 """
 
 from __future__ import annotations
@@ -85,9 +86,9 @@ class _Recorder:
 
 @torch.no_grad()
 def encoder_features(model: WorldModel, frames: np.ndarray) -> np.ndarray:
-    """``(N, 64)``: the model's normalised latents of ``frames (N, 64, 64, 3)`` average-pooled to 4x4."""
+    """``(N, 4 C)``: the model's normalised latents of ``frames (N, 64, 64, 3)`` average-pooled to 2x2."""
     z = model.encode(torch.from_numpy(np.ascontiguousarray(frames)))
-    return F.adaptive_avg_pool2d(z, 4).flatten(1).numpy()
+    return F.adaptive_avg_pool2d(z, 2).flatten(1).numpy()
 
 
 def dream_rollouts(dream: DreamConfig, cfg: LongRolloutConfig, actions: np.ndarray, model: WorldModel) -> Rollouts:
