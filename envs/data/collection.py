@@ -1,21 +1,36 @@
-"""Collection policies and the loop that records real play into ``Episode``s.
+"""Collection policies and the loop that records real play into ``Episode``s, in parallel processes.
 
-Actions everywhere: 0 turn left, 1 turn right, 2 forward.
+Scripted actions: 0 turn left, 1 turn right, 2 forward, mapped onto each source's own actions through
+``env.primitive_actions`` (Memory Maze: 2, 3, 1).
 - ``random``: random actions held for 1-4 steps (action repeat), forward-biased.
 - ``revisit``: random segments interleaved with scripted leave-and-return routines
   (a 360-degree turn, out-and-back, a loop), so the data holds revisits of places
-  seen far more than a context length ago.
+  seen far more than a context length ago. In a maze (a source with ``maze_layout``,
+  Memory Maze) it is ``MazeRevisitPolicy``: walk shortest paths to the least-visited cell
+  (coverage) or back to a cell seen long ago (returns), look around on arrival.
+
+Episode i resets with ``seed + i`` and its policy draws from ``default_rng(seed + i)``, so an episode
+is the same whichever worker records it and however many workers there are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import math
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from envs.data.dataset import Episode
 from envs.sources.base import SourceEnv
+from geometry import wrap_yaw
 
 LEFT, RIGHT, FORWARD = 0, 1, 2
 
@@ -73,9 +88,107 @@ class RevisitPolicy:
         return self._queue.pop()
 
 
+class MazeRevisitPolicy:
+    """Explore a grid maze and come back: shortest paths (breadth-first on ``env.maze_layout``) to the
+    least-visited free cell (coverage) or, with probability ``p_return``, to a cell last seen at least
+    ``min_gap`` steps ago (a return); a full look-around on arrival with probability ``p_look``; random
+    actions (noop included) with probability ``p_random``, held 1-3 steps. Native Memory Maze actions."""
+
+    NOOP, FORWARD, LEFT, RIGHT, FORWARD_LEFT, FORWARD_RIGHT = range(6)
+
+    def __init__(self, rng: np.random.Generator, env: SourceEnv, p_return: float = 0.4, p_look: float = 0.3,
+                 p_random: float = 0.05, min_gap: int = 100):
+        if not hasattr(type(env), "maze_layout"):
+            raise ValueError(f"source {env.source_name!r} has no maze_layout; MazeRevisitPolicy needs a grid maze")
+        self.rng, self.env, self.turns = rng, env, env.turns_per_circle
+        self.p_return, self.p_look, self.p_random, self.min_gap = p_return, p_look, p_random, min_gap
+        self.t, self.last_seen, self.path, self.queue = 0, {}, deque(), []
+        self.stuck_cell, self.stuck_steps = None, 0
+
+    def _neighbours(self, cell: tuple[int, int]) -> Iterator[tuple[int, int]]:
+        layout = self.env.maze_layout
+        x, y = cell
+        for nx, ny in ((x + 1, y), (x - 1, y), (x, y + 1), (x, y - 1)):
+            if 0 <= ny < layout.shape[0] and 0 <= nx < layout.shape[1] and layout[ny, nx]:
+                yield nx, ny
+
+    def _path(self, start: tuple[int, int], goal: tuple[int, int]) -> deque:
+        prev, frontier = {start: None}, deque([start])
+        while frontier:
+            c = frontier.popleft()
+            if c == goal:
+                break
+            for n in self._neighbours(c):
+                if n not in prev:
+                    prev[n] = c
+                    frontier.append(n)
+        path, c = deque(), goal if goal in prev else start
+        while c is not None and c != start:
+            path.appendleft(c)
+            c = prev[c]
+        return path
+
+    def _new_goal(self, cell: tuple[int, int]) -> None:
+        ys, xs = np.nonzero(self.env.maze_layout)
+        free = list(zip(xs.tolist(), ys.tolist()))
+        old = [c for c in free if c != cell and self.t - self.last_seen.get(c, self.t) >= self.min_gap]
+        if old and self.rng.random() < self.p_return:
+            goal = old[int(self.rng.integers(len(old)))]
+        else:
+            unseen = [c for c in free if c not in self.last_seen and c != cell] or [c for c in free if c != cell]
+            goal = unseen[int(self.rng.integers(len(unseen)))]
+        self.path = self._path(cell, goal)
+
+    def _steer(self, pose: np.ndarray) -> int:
+        x, y, yaw = (float(v) for v in pose)
+        while self.path:
+            cx, cy = self.path[0][0] + 0.5, self.path[0][1] + 0.5
+            if math.hypot(cx - x, cy - y) > 0.3:
+                break
+            self.path.popleft()
+        if not self.path:
+            return self.NOOP
+        err = wrap_yaw(math.atan2(cy - y, cx - x) - yaw)
+        if abs(err) > math.radians(35):
+            return self.LEFT if err > 0 else self.RIGHT
+        if abs(err) > math.radians(10):
+            return self.FORWARD_LEFT if err > 0 else self.FORWARD_RIGHT
+        return self.FORWARD
+
+    def __call__(self, info: dict) -> int:
+        pose = info["pose"]
+        cell = (int(pose[0]), int(pose[1]))
+        self.last_seen[cell], self.t = self.t, self.t + 1
+        self.stuck_steps = self.stuck_steps + 1 if cell == self.stuck_cell else 0
+        self.stuck_cell = cell
+        if self.stuck_steps > 25:  # wedged against a wall: shake loose, then plan again
+            self.path.clear()
+            self.queue, self.stuck_steps = [int(self.rng.integers(6))] * 3, 0
+        if not self.queue and self.rng.random() < self.p_random:
+            self.queue = [int(self.rng.integers(6))] * int(self.rng.integers(1, 4))
+        if self.queue:
+            return self.queue.pop()
+        if not self.path:
+            if self.t > 1 and self.rng.random() < self.p_look:
+                self.queue = [self.LEFT if self.rng.random() < 0.5 else self.RIGHT] * self.turns
+                self._new_goal(cell)
+                return self.queue.pop()
+            self._new_goal(cell)
+        return self._steer(pose)
+
+
+def _mapped(policy: Callable[[dict], int], env: SourceEnv) -> Callable[[dict], int]:
+    """``policy``'s scripted actions (0 left, 1 right, 2 forward) as ``env``'s own actions."""
+    if tuple(env.primitive_actions) == (LEFT, RIGHT, FORWARD):
+        return policy
+    table = tuple(env.primitive_actions)
+    return lambda info: table[policy(info)]
+
+
 POLICIES: dict[str, Callable[[np.random.Generator, SourceEnv], Callable[[dict], int]]] = {
-    "random": lambda rng, env: RandomPolicy(rng),
-    "revisit": lambda rng, env: RevisitPolicy(rng, env.turns_per_circle),
+    "random": lambda rng, env: _mapped(RandomPolicy(rng), env),
+    "revisit": lambda rng, env: (MazeRevisitPolicy(rng, env) if hasattr(type(env), "maze_layout")
+                                 else _mapped(RevisitPolicy(rng, env.turns_per_circle), env)),
 }
 
 
@@ -102,14 +215,120 @@ def run_episode(env: SourceEnv, act: Callable[[dict], int], seed: int, max_steps
                    np.array(rewards, np.float32), np.array(terms, bool), np.array(truncs, bool), seed=seed)
 
 
-def collect(env: SourceEnv, policy: str, episodes: int, seed: int, max_steps: int,
-            progress: bool = True) -> Iterator[Episode]:
-    """Yield ``episodes`` episodes of ``policy`` in ``env``; episode i resets with ``seed + i``."""
+def record(env: SourceEnv, policy: str, seed: int, max_steps: int) -> Episode:
+    """One episode of ``policy`` from ``reset(seed)``, the policy drawing from ``default_rng(seed)``."""
+    return run_episode(env, make_policy(policy, np.random.default_rng(seed), env), seed, max_steps)
+
+
+def _check(episodes: int, max_steps: int) -> None:
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     if max_steps < 1:
         raise ValueError(f"max_steps must be >= 1, got {max_steps}")
-    rng = np.random.default_rng(seed)
-    act = make_policy(policy, rng, env)
+
+
+def collect(env: SourceEnv, policy: str, episodes: int, seed: int, max_steps: int,
+            progress: bool = True) -> Iterator[Episode]:
+    """Yield ``episodes`` episodes of ``policy`` in ``env``; episode i resets with ``seed + i``."""
+    _check(episodes, max_steps)
+    if policy not in POLICIES:
+        raise ValueError(f"unknown collection policy {policy!r}; choose one of {sorted(POLICIES)}")
     for i in tqdm(range(episodes), desc=f"collect {policy}", disable=not progress, unit="ep"):
-        yield run_episode(env, act, seed + i, max_steps)
+        yield record(env, policy, seed + i, max_steps)
+
+
+_WORKER_ENV: SourceEnv | None = None
+
+
+def _worker_init(source: str, max_steps: int) -> None:
+    global _WORKER_ENV
+    from envs.sources import make_source
+
+    _WORKER_ENV = make_source(source, max_episode_steps=max_steps)
+
+
+def _worker_record(policy: str, seed: int, max_steps: int) -> tuple[Episode, int]:
+    return record(_WORKER_ENV, policy, seed, max_steps), int(_WORKER_ENV.action_space.n)
+
+
+def default_workers() -> int:
+    """The CPU cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def collect_parallel(source: str, policy: str, seeds: Sequence[int], max_steps: int, workers: int | None = None,
+                     progress: bool = True) -> tuple[list[Episode], int]:
+    """Episodes of ``policy`` in source ``source``, one per seed (in the seeds' order), recorded by ``workers``
+    processes (default: the cores; 1 records here), and the source's number of actions. Each worker builds its
+    own env; an episode depends on its seed only, so any ``workers`` gives the same episodes."""
+    seeds = [int(s) for s in seeds]
+    _check(len(seeds), max_steps)
+    if policy not in POLICIES:
+        raise ValueError(f"unknown collection policy {policy!r}; choose one of {sorted(POLICIES)}")
+    workers = min(workers or default_workers(), len(seeds))
+    bar = tqdm(total=len(seeds), desc=f"collect {source} {policy} x{workers}", disable=not progress, unit="ep")
+    if workers == 1:
+        _worker_init(source, max_steps)
+        try:
+            out = []
+            for s in seeds:
+                out.append(_worker_record(policy, s, max_steps)), bar.update()
+        finally:
+            _WORKER_ENV.close()
+    else:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_worker_init,
+                                 initargs=(source, max_steps)) as pool:
+            futures = {pool.submit(_worker_record, policy, s, max_steps): i for i, s in enumerate(seeds)}
+            out = [None] * len(seeds)
+            for f in as_completed(futures):
+                out[futures[f]] = f.result()
+                bar.update()
+    bar.close()
+    return [e for e, _ in out], out[0][1]
+
+
+@dataclass
+class CollectConfig:
+    """What to record: ``episodes`` episodes of ``policy`` in source ``env`` (episode i resets with ``seed + i``,
+    at most ``max_steps`` steps), into the dataset folder ``out``."""
+
+    env: str = "miniworld"
+    policy: str = "revisit"
+    episodes: int = 10
+    max_steps: int = 300
+    seed: int = 0
+    out: str | None = None          # default: <run>/dataset
+    progress: bool = True
+    workers: int | None = None      # processes that record; default: the CPU cores
+
+    def __post_init__(self) -> None:
+        from envs.sources import SOURCES
+
+        if self.env not in SOURCES:
+            raise ValueError(f"env={self.env!r} is not a source; choose one of {sorted(SOURCES)}")
+        if self.policy not in POLICIES:
+            raise ValueError(f"policy={self.policy!r}; choose one of {' or '.join(sorted(POLICIES))}")
+        if self.episodes < 1 or self.max_steps < 1:
+            raise ValueError(f"episodes and max_steps must be >= 1, got {self.episodes} and {self.max_steps}")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"workers must be >= 1 (or null for the CPU cores), got {self.workers}")
+
+
+def collect_dataset(cfg: CollectConfig, run: Path) -> dict:
+    """Record ``cfg``'s episodes, write them as a dataset (``cfg.out``, or ``run/dataset``) and return the figures."""
+    from envs.data.dataset import write_dataset
+
+    out = Path(cfg.out) if cfg.out else run / "dataset"
+    workers = min(cfg.workers or default_workers(), cfg.episodes)
+    t0 = time.perf_counter()
+    episodes, n_actions = collect_parallel(cfg.env, cfg.policy, range(cfg.seed, cfg.seed + cfg.episodes),
+                                           cfg.max_steps, workers, progress=cfg.progress)
+    seconds = time.perf_counter() - t0
+    steps = sum(len(e) for e in episodes)
+    write_dataset(out, episodes, n_actions=n_actions, metadata={
+        "source": cfg.env, "policy": cfg.policy, "seed": cfg.seed, "max_steps": cfg.max_steps,
+        "episodes": cfg.episodes, "command": f"memworld collect env={cfg.env} policy={cfg.policy} "
+                                            f"episodes={cfg.episodes} max_steps={cfg.max_steps} seed={cfg.seed}"})
+    return {"dataset": str(out), "episodes": len(episodes), "steps": steps,
+            "successes": int(sum(e.terminations.any() for e in episodes)),
+            "reward": float(sum(e.rewards.sum() for e in episodes)), "workers": workers, "collect_steps_per_s": steps / seconds}

@@ -9,11 +9,12 @@ SOURCES: dict[str, tuple[str, str]] = {
     "miniworld": ("envs.sources.miniworld_rooms", "MiniWorldSource"),
     "minigrid": ("envs.sources.minigrid_source", "MiniGridSource"),
     "vizdoom": ("envs.sources.vizdoom_source", "ViZDoomSource"),
+    "memorymaze9": ("envs.sources.memory_maze_source", "MemoryMazeSource"),
 }
 
 
 def make_source(name: str, **kwargs) -> SourceEnv:
-    """Build the source env called ``name`` (``miniworld``, ``minigrid``, ``vizdoom``)."""
+    """Build the source env called ``name`` (``miniworld``, ``minigrid``, ``vizdoom``, ``memorymaze9``)."""
     import importlib
 
     if name not in SOURCES:
@@ -22,7 +23,8 @@ def make_source(name: str, **kwargs) -> SourceEnv:
     try:
         mod = importlib.import_module(module)
     except ImportError as exc:
-        hint = " (install the extra: pip install 'memworld[vizdoom]')" if name == "vizdoom" else ""
+        hint = {"vizdoom": " (install the extra: pip install 'memworld[vizdoom]')",
+                "memorymaze9": " (pip install memory-maze gym; rendering needs MuJoCo's EGL: MUJOCO_GL=egl)"}.get(name, "")
         raise ImportError(f"source {name!r} is unavailable: {exc}{hint}") from exc
     return getattr(mod, cls)(**kwargs)
 

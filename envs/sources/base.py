@@ -33,6 +33,7 @@ SCENE_BOUNDS: dict[str, tuple[float, float, float, float]] = {
     "miniworld": (-7.0, 7.0, -7.0, 7.0),
     "minigrid": (0.0, 19.0, 0.0, 19.0),
     "vizdoom": (2.5, 17.5, -11.0, 2.0),
+    "memorymaze9": (0.0, 9.0, 0.0, 9.0),   # grid units; a new layout every episode inside it
 }
 
 
@@ -55,6 +56,8 @@ class SourceEnv(gym.Env[np.ndarray, np.int64]):
     source_name: str = ""
     #: Turn actions that make a full circle (scripted revisit paths need it).
     turns_per_circle: int = 4
+    #: The source's actions for (turn left, turn right, forward), which scripted policies use.
+    primitive_actions: tuple[int, int, int] = (0, 1, 2)
     #: (x0, x1, y0, y1): the extent of reachable poses (``SCENE_BOUNDS[source_name]``).
     map_bounds: tuple[float, float, float, float]
 
