@@ -9,8 +9,10 @@ Scripted actions: 0 turn left, 1 turn right, 2 forward, mapped onto each source'
   Memory Maze) it is ``MazeRevisitPolicy``: walk shortest paths to the least-visited cell
   (coverage) or back to a cell seen long ago (returns), look around on arrival.
 
-Episode i resets with ``seed + i`` and its policy draws from ``default_rng(seed + i)``, so an episode
-is the same whichever worker records it and however many workers there are.
+Episode i resets with ``seed + i``. Two seedings of the policy: ``stream`` (the default, and the recipe of every
+shipped MemoryRooms dataset) records the episodes one after another with one policy drawing from one
+``default_rng(seed)``; ``episode`` gives episode i's policy its own ``default_rng(seed + i)``, so an episode is
+the same whichever worker records it and however many workers there are (parallel collection needs it).
 """
 
 from __future__ import annotations
@@ -102,6 +104,10 @@ class MazeRevisitPolicy:
             raise ValueError(f"source {env.source_name!r} has no maze_layout; MazeRevisitPolicy needs a grid maze")
         self.rng, self.env, self.turns = rng, env, env.turns_per_circle
         self.p_return, self.p_look, self.p_random, self.min_gap = p_return, p_look, p_random, min_gap
+        self.new_episode()
+
+    def new_episode(self) -> None:
+        """Forget the last maze: a new episode is a new layout."""
         self.t, self.last_seen, self.path, self.queue = 0, {}, deque(), []
         self.stuck_cell, self.stuck_steps = None, 0
 
@@ -229,12 +235,14 @@ def _check(episodes: int, max_steps: int) -> None:
 
 def collect(env: SourceEnv, policy: str, episodes: int, seed: int, max_steps: int,
             progress: bool = True) -> Iterator[Episode]:
-    """Yield ``episodes`` episodes of ``policy`` in ``env``; episode i resets with ``seed + i``."""
+    """Yield ``episodes`` episodes of ``policy`` in ``env``, one after another, the ``stream`` seeding: episode i
+    resets with ``seed + i`` and one policy draws from one ``default_rng(seed)`` throughout."""
     _check(episodes, max_steps)
-    if policy not in POLICIES:
-        raise ValueError(f"unknown collection policy {policy!r}; choose one of {sorted(POLICIES)}")
+    act = make_policy(policy, np.random.default_rng(seed), env)
     for i in tqdm(range(episodes), desc=f"collect {policy}", disable=not progress, unit="ep"):
-        yield record(env, policy, seed + i, max_steps)
+        if hasattr(act, "new_episode"):
+            act.new_episode()
+        yield run_episode(env, act, seed + i, max_steps)
 
 
 _WORKER_ENV: SourceEnv | None = None
@@ -299,7 +307,8 @@ class CollectConfig:
     seed: int = 0
     out: str | None = None          # default: <run>/dataset
     progress: bool = True
-    workers: int | None = None      # processes that record; default: the CPU cores
+    seeding: str = "stream"         # stream: one policy, one rng (the shipped datasets' recipe) | episode: one per episode
+    workers: int = 1                # processes that record (seeding=episode only)
 
     def __post_init__(self) -> None:
         from envs.sources import SOURCES
@@ -310,25 +319,37 @@ class CollectConfig:
             raise ValueError(f"policy={self.policy!r}; choose one of {' or '.join(sorted(POLICIES))}")
         if self.episodes < 1 or self.max_steps < 1:
             raise ValueError(f"episodes and max_steps must be >= 1, got {self.episodes} and {self.max_steps}")
-        if self.workers is not None and self.workers < 1:
-            raise ValueError(f"workers must be >= 1 (or null for the CPU cores), got {self.workers}")
+        if self.seeding not in ("stream", "episode"):
+            raise ValueError(f"seeding must be stream or episode, got {self.seeding!r}")
+        if self.workers < 1 or (self.workers > 1 and self.seeding != "episode"):
+            raise ValueError(f"workers={self.workers}: parallel collection needs seeding=episode (each episode its own "
+                             f"seed); workers must be >= 1")
 
 
 def collect_dataset(cfg: CollectConfig, run: Path) -> dict:
     """Record ``cfg``'s episodes, write them as a dataset (``cfg.out``, or ``run/dataset``) and return the figures."""
     from envs.data.dataset import write_dataset
 
+    from envs.sources import make_source
+
     out = Path(cfg.out) if cfg.out else run / "dataset"
-    workers = min(cfg.workers or default_workers(), cfg.episodes)
+    workers = min(cfg.workers, cfg.episodes)
     t0 = time.perf_counter()
-    episodes, n_actions = collect_parallel(cfg.env, cfg.policy, range(cfg.seed, cfg.seed + cfg.episodes),
-                                           cfg.max_steps, workers, progress=cfg.progress)
+    if cfg.seeding == "episode":
+        episodes, n_actions = collect_parallel(cfg.env, cfg.policy, range(cfg.seed, cfg.seed + cfg.episodes),
+                                               cfg.max_steps, workers, progress=cfg.progress)
+    else:
+        env = make_source(cfg.env, max_episode_steps=cfg.max_steps)
+        episodes = list(collect(env, cfg.policy, cfg.episodes, cfg.seed, cfg.max_steps, progress=cfg.progress))
+        n_actions = int(env.action_space.n)
+        env.close()
     seconds = time.perf_counter() - t0
     steps = sum(len(e) for e in episodes)
     write_dataset(out, episodes, n_actions=n_actions, metadata={
         "source": cfg.env, "policy": cfg.policy, "seed": cfg.seed, "max_steps": cfg.max_steps,
-        "episodes": cfg.episodes, "command": f"memworld collect env={cfg.env} policy={cfg.policy} "
-                                            f"episodes={cfg.episodes} max_steps={cfg.max_steps} seed={cfg.seed}"})
+        "episodes": cfg.episodes, "seeding": cfg.seeding,
+        "command": f"memworld collect env={cfg.env} policy={cfg.policy} episodes={cfg.episodes} "
+                   f"max_steps={cfg.max_steps} seed={cfg.seed} seeding={cfg.seeding}"})
     return {"dataset": str(out), "episodes": len(episodes), "steps": steps,
             "successes": int(sum(e.terminations.any() for e in episodes)),
             "reward": float(sum(e.rewards.sum() for e in episodes)), "workers": workers, "collect_steps_per_s": steps / seconds}
