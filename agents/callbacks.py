@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -142,3 +143,29 @@ class RealEvalCallback(BaseCallback):
             atomic_write_bytes(self.history_path, json.dumps(self.history).encode())
         self.logger.dump(self.num_timesteps)
         return fig
+
+
+class ProgressLines(BaseCallback):
+    """Every ``every`` steps, one printed line: steps done of ``total``, steps/s, time left, and the latest real
+    evaluation of ``real`` (for logs and pipes, where a progress bar shows nothing until it ends)."""
+
+    def __init__(self, every: int, total: int, label: str, real: RealEvalCallback | None = None):
+        super().__init__()
+        self.every, self.total, self.label, self.real = every, total, label, real
+        self._next, self._t0, self._start = every, 0.0, 0
+
+    def _on_training_start(self) -> None:
+        self._next = next_multiple(self.num_timesteps, self.every)
+        self._t0, self._start = time.perf_counter(), self.num_timesteps
+
+    def _on_step(self) -> bool:
+        if self.every and self.num_timesteps >= self._next:
+            self._next = next_multiple(self.num_timesteps, self.every)
+            rate = (self.num_timesteps - self._start) / max(time.perf_counter() - self._t0, 1e-9)
+            left = (self.total - self.num_timesteps) / max(rate, 1e-9)
+            line = f"[{self.label}] {self.num_timesteps:,}/{self.total:,} steps, {rate:.0f} steps/s, {left:.0f} s left"
+            if self.real is not None and self.real.history:
+                t, fig = self.real.history[-1]
+                line += f"; real success {fig['real_success_rate']:.2f} at {t:,}"
+            print(line, flush=True)
+        return True

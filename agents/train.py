@@ -15,7 +15,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
-from agents.callbacks import DreamStatsCallback, RealEvalCallback, next_multiple
+from agents.callbacks import DreamStatsCallback, ProgressLines, RealEvalCallback, next_multiple
 from envs.dream.config import DreamConfig
 from envs.dream.sb3 import DreamSB3VecEnv
 from envs.tasks import TaskConfig
@@ -107,8 +107,10 @@ def save_atomic(model: BaseAlgorithm, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def train(cfg: AgentConfig, run: Path, where: str = "dream", progress: bool = True) -> tuple[BaseAlgorithm, RealEvalCallback]:
-    """Train in ``where`` (``dream`` or ``real``); the callback holds the real-env evaluations.
+def train(cfg: AgentConfig, run: Path, where: str = "dream", progress: bool = True,
+          print_every: int = 0) -> tuple[BaseAlgorithm, RealEvalCallback]:
+    """Train in ``where`` (``dream`` or ``real``); the callback holds the real-env evaluations. ``progress``: a
+    progress bar; ``print_every``: also a printed line every that many steps (0: none).
 
     Resumes from ``<run>/<where>_resume.zip`` when it exists (step count and optimizer continue;
     DQN's replay buffer starts empty again)."""
@@ -134,6 +136,9 @@ def train(cfg: AgentConfig, run: Path, where: str = "dream", progress: bool = Tr
     if where == "dream":
         callbacks.append(DreamStatsCallback(cfg.video_every, video_dir=videos))
     callbacks.append(ResumeCheckpoint(resume, cfg.checkpoint_every))
+    if print_every:
+        label = f"{cfg.algo} in the {'dream' if where == 'dream' else 'real env'}"
+        callbacks.append(ProgressLines(print_every, cfg.total_timesteps, label, real_cb))
     remaining = max(0, cfg.total_timesteps - model.num_timesteps)
     try:
         model.learn(remaining, callback=callbacks, progress_bar=progress, reset_num_timesteps=not resume.exists())
@@ -142,3 +147,15 @@ def train(cfg: AgentConfig, run: Path, where: str = "dream", progress: bool = Tr
         raise KeyboardInterrupt(f"agent training stopped; rerun with the same run_name to resume from {resume}") from None
     save_atomic(model, resume)
     return model, real_cb
+
+
+def load_policy(path: str | Path, algo: str) -> BaseAlgorithm:
+    """An SB3 policy zip; a missing file or another algorithm's zip gives one clear error."""
+    if algo not in ALGOS:
+        raise ValueError(f"unknown algorithm {algo!r}; choose one of {sorted(ALGOS)}")
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"policy {path} not found")
+    try:
+        return ALGOS[algo].load(path, device="cpu")
+    except Exception as exc:
+        raise ValueError(f"policy {path} could not be loaded as {algo}: {exc}") from exc

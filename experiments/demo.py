@@ -2,9 +2,10 @@
 
 Stages (each cached as ``stages/<name>.json`` in the run folder, so an interrupted demo
 started again reuses what finished): collect real episodes, world-model figures on held-out
-episodes, the revisit benchmark with every memory kind, PPO trained in the dream and judged
-in the real env, dream throughput against the real env. Then ``report.html`` and
-``results.json``; the headline figures and the report's path are printed last.
+episodes, the revisit benchmark with every memory kind, agents on "reach the red box from its room"
+judged in the real env (the dream policy shipped beside the checkpoint, a short PPO run in the dream
+and PPO in the real env, with their learning curves), dream throughput against the real env. Then
+``report.html`` and ``results.json``; the headline, in words and rounded figures, is printed last.
 """
 
 from __future__ import annotations
@@ -22,25 +23,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from envs.dream.config import DreamConfig
 from experiments.conf import dream_config
+from experiments.configs import CONF, command_config
+from experiments.demo_report import build_report, figures, headline
 from experiments.runs import make_run_dir, save_config, write_results
 from worldmodels.checkpoint import atomic_write_bytes
 
-CONF = Path(__file__).parent / "conf"
 CODE = Path(__file__).resolve().parent.parent
 PACKAGES = ("envs", "worldmodels", "memory", "geometry", "agents", "experiments")
 STAGES = ("collect", "worldmodel", "revisit", "agent", "throughput")
-
-
-def command_config(name: str, **overrides: Any) -> DictConfig:
-    """A command's yaml config (without Hydra's own keys) with ``overrides`` merged in."""
-    cfg = OmegaConf.load(CONF / f"{name}.yaml")
-    defaults = cfg.pop("defaults", [])
-    cfg.pop("hydra", None)
-    if {"dream": "base"} in defaults:     # the dream group's option is DreamConfig itself
-        cfg = OmegaConf.merge({"dream": OmegaConf.structured(DreamConfig)}, cfg)
-    if name == "train_agent":
-        cfg.algo = OmegaConf.load(CONF / "algo" / "ppo.yaml")
-    return OmegaConf.merge(cfg, overrides)
 
 
 def changed(d: dict, default: dict) -> dict:
@@ -102,20 +92,22 @@ def stage(run: Path, name: str, fn: Callable[[], dict], key: str = "") -> dict:
             return cached
         print(f"[demo] {name}: cached result is for another checkpoint, config or code; running it again")
     t0 = time.perf_counter()
-    print(f"[demo] {name} ...")
+    print(f"[demo] {name} ...", flush=True)
     res = fn()
     res["stage_seconds"] = time.perf_counter() - t0
     res["stage_key"] = key
     atomic_write_bytes(path, json.dumps(res, indent=2, default=_plain).encode())
+    print(f"[demo] {name} done in {res['stage_seconds']:.0f} s", flush=True)
     return res
 
 
-def fingerprint(cfg: DictConfig, checkpoint: str | None, conf_dir: Path = CONF, code_root: Path | None = CODE) -> str:
+def fingerprint(cfg: DictConfig, checkpoint: str | None, conf_dir: Path = CONF, code_root: Path | None = CODE,
+                files: tuple[str | None, ...] = ()) -> str:
     """sha256 of the demo config (without keys that do not change results), the commands' yaml configs
     the stages compose (a changed default, e.g. a new memory kind in eval_revisit.yaml, makes a cached
     stage stale), the source of memworld's packages (a fixed metric or sampler makes it stale too; any
     edit, a comment included, reruns the demo: stale figures would be worse; ``code_root=None`` leaves the
-    code out) and the checkpoint's bytes."""
+    code out), the checkpoint's bytes and those of ``files`` (the shipped policy)."""
     import hashlib
 
     h = hashlib.sha256()
@@ -128,10 +120,11 @@ def fingerprint(cfg: DictConfig, checkpoint: str | None, conf_dir: Path = CONF, 
         for path in sorted((code_root / pkg).rglob("*.py")):
             if path.is_file():          # not an editor's dangling lock link
                 h.update(str(path.relative_to(code_root)).encode() + path.read_bytes())
-    if checkpoint is not None and Path(checkpoint).is_file():
-        with open(checkpoint, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+    for f in (checkpoint, *files):
+        if f is not None and Path(f).is_file():
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
     return h.hexdigest()
 
 
@@ -143,10 +136,12 @@ def _plain(x: Any) -> Any:
 
 
 def run_demo(cfg: DictConfig, run: Path) -> dict:
-    from experiments.bench import bench_dream, bench_worldmodel
-    from experiments.collect import CollectConfig, run_collect
-    from experiments.eval_revisit import run_eval
-    from experiments.train_agent import run_agent
+    from agents.compare import Comparison, compare
+    from envs.benchmarks.revisit import revisit_benchmark
+    from envs.benchmarks.throughput import dream_throughput
+    from envs.benchmarks.worldmodel import heldout_arrays, worldmodel_figures
+    from envs.data.collection import CollectConfig, collect_dataset
+    from experiments.configs import agent_config, revisit_config
 
     base = dream_config(cfg.dream)
     source, checkpoint = base.source, base.checkpoint
@@ -155,118 +150,82 @@ def run_demo(cfg: DictConfig, run: Path) -> dict:
         checkpoint = stage(run, "retrain", lambda: retrain(cfg, run), fingerprint(cfg, None, code_root=None))["checkpoint"]
     if checkpoint is None:
         checkpoint = str(base.checkpoint_path())
-    # what the demo sets of the dream, over each command's own dream (the agent's task stays train_agent.yaml's)
+    # what the demo sets of the dream, over each command's own dream
     dream = {**changed(OmegaConf.to_container(cfg.dream), OmegaConf.to_container(OmegaConf.structured(DreamConfig))),
              "checkpoint": checkpoint}
 
     def collect():
         out = run / "real_episodes"
         shutil.rmtree(out, ignore_errors=True)  # an interrupted earlier try left no finished stage
-        return run_collect(CollectConfig(env=source, policy="revisit", episodes=cfg.collect_episodes, seed=600_000,
-                                         out=str(out), progress=cfg.progress), run)
+        return collect_dataset(CollectConfig(env=source, policy="revisit", episodes=cfg.collect_episodes, seed=600_000,
+                                             out=str(out), progress=cfg.progress), run)
 
     def worldmodel():
         from worldmodels.world_model import WorldModel
+
+        bench = command_config("bench")
         model = WorldModel.load(checkpoint, source=source)
-        bcfg = command_config("bench", target="worldmodel", dream=dream,
-                              heldout=cfg.heldout, heldout_episodes=cfg.heldout_episodes,
-                              samples=cfg.worldmodel_samples, seconds=1.0)
-        return bench_worldmodel(bcfg, model)
+        arr = heldout_arrays(cfg.heldout, source, cfg.heldout_episodes)
+        return worldmodel_figures(model, arr, cfg.worldmodel_samples, bench.rollout_starts, seconds=1.0)
 
     def revisit():
         out = run / "revisit"
         out.mkdir(exist_ok=True)
         rcfg = command_config("eval_revisit", dream={**dream, "compile": False}, heldout=cfg.heldout,
                               seeds_per_kind=cfg.revisit_seeds_per_kind, onestep_samples=0)
-        return run_eval(rcfg, out)
+        return revisit_benchmark(revisit_config(rcfg), dream_config(rcfg.dream), out)
 
     def agent():
         out = run / "agent"
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir()
-        acfg = command_config("train_agent", dream=dream,
-                              total_timesteps=cfg.agent_timesteps, n_envs=cfg.agent_envs,
-                              eval_episodes=cfg.agent_eval_episodes, progress=cfg.progress,
-                              eval_freq=max(1, cfg.agent_timesteps // 4))
-        return run_agent(acfg, out)
+        a = cfg.agent
+        acfg = command_config("train_agent", dream={**dream, "task": OmegaConf.to_container(a.task),
+                                                    "max_episode_steps": a.max_episode_steps},
+                              algo={"hyperparams": OmegaConf.to_container(a.hyperparams)},
+                              total_timesteps=max(1, a.dream_steps), n_envs=a.envs, eval_freq=a.eval_every,
+                              eval_episodes=a.eval_episodes, video_every=0, checkpoint_every=0)
+        return compare(Comparison(agent_config(acfg), policy, a.policy_episodes, dream_steps=a.dream_steps,
+                                  real_frames=a.real_frames, print_every=a.print_every), out)
 
     def throughput():
-        dcfg = command_config("bench", target="dream", dream=dream,
-                              worlds=list(cfg.bench_worlds), seconds=cfg.bench_seconds)
-        return bench_dream(dcfg)
+        return dream_throughput(dream_config(command_config("bench", dream=dream).dream), list(cfg.bench_worlds),
+                                cfg.bench_seconds)
 
     results = {"checkpoint": checkpoint}
+    policy = shipped(cfg.agent.policy)
     fns = {"collect": collect, "worldmodel": worldmodel, "revisit": revisit, "agent": agent, "throughput": throughput}
-    key = fingerprint(cfg, checkpoint)
+    key = fingerprint(cfg, checkpoint, files=(policy,))
     for name in STAGES:
         results[name] = stage(run, name, fns[name], key)
     return results
 
 
+def shipped(path: str | None) -> str | None:
+    """A file named relative to the working directory or, failing that, to the project (``checkpoints/...``)."""
+    if path is None or Path(path).exists() or Path(path).is_absolute():
+        return path
+    return str(CODE / path) if (CODE / path).exists() else path
+
+
 def retrain(cfg: DictConfig, run: Path) -> dict:
     """Collect the default dataset and train the default world model from scratch."""
-    from experiments.collect import CollectConfig, run_collect
-    from experiments.train_worldmodel import run_train
+    from envs.data.collection import CollectConfig, collect_dataset
+    from envs.data.training import train_world_model
+    from experiments.configs import worldmodel_training
 
-    tcfg = command_config("train_worldmodel", run_name=None, runs_root=str(run))
-    steps = tcfg.train.ae_steps, tcfg.train.denoiser_steps
-    print(f"[demo] retrain: collecting 200 episodes (~4 min) and training {steps[0]} autoencoder + {steps[1]} "
-          f"denoiser steps: about 45-60 minutes on 2 CPU cores, minutes on a GPU")
     data = run / "train_dataset"
     if not data.exists():
-        run_collect(CollectConfig(env=cfg.dream.source, policy="revisit", episodes=200, seed=1000, out=str(data)), run)
-    tcfg.dataset = str(data)
+        print("[demo] retrain: collecting 200 episodes (~4 min)")
+        collect_dataset(CollectConfig(env=cfg.dream.source, policy="revisit", episodes=200, seed=1000, out=str(data)),
+                        run)
+    training = worldmodel_training(command_config("train_worldmodel", dataset=str(data)),
+                                  command=f"memworld train-worldmodel dataset={data} (memworld demo retrain=true)")
+    print(f"[demo] retrain: {training.train.ae_steps} autoencoder + {training.train.denoiser_steps} denoiser steps: "
+          f"about 45-60 minutes on 2 CPU cores, minutes on a GPU")
     wm = run / "worldmodel"
     wm.mkdir(exist_ok=True)
-    return run_train(tcfg, wm)
-
-
-def revisit_entries(rv: dict) -> list[str]:
-    """The memory kinds eval-revisit scored (``fov+reuse`` included), in its order."""
-    return [m for m, v in rv.items() if isinstance(v, dict) and "revisit_psnr" in v]
-
-
-def headline(res: dict) -> dict:
-    rv, ag, th, wm = res["revisit"], res["agent"], res["throughput"], res["worldmodel"]
-    mems = revisit_entries(rv)
-    return {"onestep_psnr": wm["onestep_psnr"], "copy_psnr": wm["copy_psnr"], "ae_psnr": wm["ae_psnr"],
-            **{f"revisit_psnr_{m}": rv[m]["revisit_psnr"] for m in mems},
-            **{f"exact_revisit_psnr_{m}": rv[m]["exact_revisit_psnr"] for m in mems if "exact_revisit_psnr" in rv[m]},
-            "best_memory": rv["best_memory"], "real_success_rate": ag["real_success_rate"],
-            "dream_steps_per_s": th["dream_steps_per_s"], "real_steps_per_s": th["real_steps_per_s"]}
-
-
-def build_report(run: Path, res: dict) -> Path:
-    from experiments.report import image, table, write_report
-
-    wm, rv, ag, th = res["worldmodel"], res["revisit"], res["agent"], res["throughput"]
-    mems = revisit_entries(rv)
-    wm_rows = [[k, wm[k]] for k in ("ae_psnr", "ae_psnr_pooled", "onestep_psnr", "copy_psnr", "onestep_sharpness",
-                                    "rollout_psnr_h1", "rollout_psnr_h4", "rollout_psnr_h16", "pose_err_h16",
-                                    "gflop_per_frame", "frames_per_s_b32", "train_minutes") if k in wm]
-    samp = [[k, v["psnr"], v["sharpness"], v["frames_per_s"]] for k, v in wm.get("sampler_table", {}).items()]
-    rv_rows = [[m, rv[m]["revisit_psnr"], rv[m]["revisit_ssim"], rv[m]["self_psnr"], rv[m]["nonrevisit_psnr"],
-                rv[m].get("exact_revisit_psnr", float("nan")), rv[m]["steps_per_s"]] for m in mems]
-    th_rows = [[n, th["dream_steps_per_s"][n], th["real_steps_per_s"][n]] for n in th["dream_steps_per_s"]]
-    videos = sorted((run / "agent" / "videos").glob("*.gif")) if (run / "agent" / "videos").exists() else []
-    curve = [[t, f["real_success_rate"], f["real_return"]] for t, f in ag.get("eval_history", [])]
-    sections = [
-        ("World model (held-out real episodes)", table(wm_rows, ["figure", "value"]) +
-         table(samp, ["sampler_steps", "PSNR", "sharpness", "frames/s"])),
-        ("Revisits: real | dream without memory | dream with the best memory",
-         image(run / "revisit" / "revisit.gif", 384) + image(run / "revisit" / "psnr_vs_gap.png") +
-         table(rv_rows, ["memory", "revisit PSNR", "revisit SSIM", "self PSNR", "non-revisit PSNR",
-                         "revisit PSNR, same pose", "steps/s"])),
-        ("Agent trained in the dream, judged in the real env",
-         table([[k, ag[k]] for k in ("algo", "task", "dream_timesteps", "real_success_rate", "real_return",
-                                     "dream_return", "real_frames_used")], ["figure", "value"]) +
-         table(curve, ["dream steps", "real success", "real return"]) +
-         "".join(image(v, 256, v.name) for v in videos[-2:])),
-        ("Throughput (steps/s, same run)", table(th_rows, ["worlds", "dream", "real"]) +
-         table([[k, th[k]] for k in ("gflop_per_step", "achieved_gflops", "ceiling_gflops", "rss_mb_start",
-                                     "rss_mb_end")], ["figure", "value"])),
-    ]
-    return write_report(run / "report.html", "memworld demo report", sections, headline(res))
+    return train_world_model(training, wm)
 
 
 @hydra.main(config_path="conf", config_name="demo", version_base="1.3")
@@ -278,12 +237,15 @@ def main(cfg: DictConfig) -> None:
             shutil.rmtree(p) if p.is_dir() else p.unlink()
     with RunLock(run):
         save_config(run, cfg)
+        t0 = time.perf_counter()
         res = run_demo(cfg, run)
         report = build_report(run, res)
-        write_results(run, {**headline(res), "report": str(report), "stages": {k: res[k] for k in STAGES}})
+        lines = headline(res)
+        write_results(run, {**figures(res), "headline": lines, "report": str(report),
+                            "wall_seconds": time.perf_counter() - t0, "stages": {k: res[k] for k in STAGES}})
         print("\nheadline:")
-        for k, v in headline(res).items():
-            print(f"  {k}: {v}")
+        for line in lines:
+            print(f"  {line['what']}: {line['figure']}\n      {line['meaning']}")
         print(f"report: {report.resolve()}")
 
 

@@ -14,22 +14,10 @@ import hydra
 from omegaconf import DictConfig
 
 from agents.evaluate import check_dream_evaluation, evaluate_dream, evaluate_real
-from agents.train import ALGOS
+from agents.train import load_policy
 from envs.dream.config import DreamConfig
 from experiments.conf import dream_config
 from experiments.runs import make_run_dir, save_config, write_results
-
-
-def load_policy(path: str, algo: str):
-    """An SB3 policy zip; a missing file or another algorithm's zip gives one clear error."""
-    if algo not in ALGOS:
-        raise ValueError(f"unknown algorithm {algo!r}; choose one of {sorted(ALGOS)}")
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"policy {path} not found")
-    try:
-        return ALGOS[algo].load(path, device="cpu")
-    except Exception as exc:
-        raise ValueError(f"policy {path} could not be loaded as {algo}: {exc}") from exc
 
 
 def run_eval(cfg: DictConfig, dream: DreamConfig, policies: dict) -> dict:

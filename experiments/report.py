@@ -1,4 +1,5 @@
-"""A self-contained HTML report: figures as tables, images and GIFs embedded as data URIs."""
+"""A self-contained HTML report: the headline in words on top, then figures as tables, images and GIFs embedded
+as data URIs, and every raw figure at the bottom."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from worldmodels.checkpoint import atomic_write_bytes
 STYLE = """body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{image-rendering:pixelated;margin:4px}
-.headline{font-size:1.2em;background:#f6f8fa;padding:1em;border-radius:6px}"""
+.headline{font-size:1.1em;background:#f6f8fa;padding:0.5em 1em;border-radius:6px}
+.headline p{margin:0.6em 0}.headline .meaning{color:#555;font-size:0.9em}"""
 
 
 def data_uri(path: Path) -> str:
@@ -40,13 +42,16 @@ def image(path: Path, width: int | None = None, alt: str = "") -> str:
     return f'<img src="{data_uri(path)}"{w} alt="{html.escape(alt)}">'
 
 
-def write_report(path: Path, title: str, sections: list[tuple[str, str]], headline: dict[str, Any]) -> Path:
-    """Write ``path`` from ``sections`` (heading, html body) with the headline figures on top."""
-    head = "".join(f"<div>{html.escape(k)}: <b>{fmt(v)}</b></div>" for k, v in headline.items())
+def write_report(path: Path, title: str, sections: list[tuple[str, str]], headline: list[dict[str, str]],
+                 figures: dict[str, Any]) -> Path:
+    """Write ``path``: ``headline`` (items ``{"what", "figure", "meaning"}``) on top, then ``sections`` (heading,
+    html body), then ``figures`` (every raw figure) as JSON."""
+    head = "".join(f"<p><b>{html.escape(h['what'])}</b>: {html.escape(h['figure'])}<br>"
+                   f"<span class='meaning'>{html.escape(h['meaning'])}</span></p>" for h in headline)
     body = "".join(f"<h2>{html.escape(h)}</h2>{b}" for h, b in sections)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1><div class='headline'>{head}</div>"
-            f"{body}<h2>All figures</h2><pre>{html.escape(json.dumps(headline, indent=2, default=str))}</pre>"
+            f"{body}<h2>All figures</h2><pre>{html.escape(json.dumps(figures, indent=2, default=str))}</pre>"
             "</body></html>")
     atomic_write_bytes(path, page.encode())
     return path

@@ -31,12 +31,14 @@ def results_of(root: Path, prefix: str) -> dict:
     return json.loads((runs[-1] / "results.json").read_text())
 
 
+@pytest.mark.slow
 def test_collect_writes_a_dataset(tmp_path):
     memworld("collect", "env=minigrid", "episodes=2", "max_steps=20", "runs_root=" + str(tmp_path), cwd=tmp_path)
     res = results_of(tmp_path, "collect")
     assert res["episodes"] == 2 and Path(res["dataset"]).is_dir()
 
 
+@pytest.mark.slow
 def test_bad_arguments_fail_before_work(tmp_path, tiny_dataset):
     p = memworld("collect", "episodes=-1", "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
     assert p.returncode != 0 and "episodes and max_steps must be >= 1" in p.stderr + p.stdout
@@ -80,6 +82,7 @@ TINY_MODEL = ["model.enc_channels=[8,8,16]", "model.dec_channels=[16,8,8]", "mod
               "model.cond_dim=16", "model.context=2", "model.memory_m=2", "memory.window=32"]
 
 
+@pytest.mark.slow
 def test_train_worldmodel_then_bench_and_revisit(tmp_path, tiny_dataset):
     ds = str(tiny_dataset[0])
     root = "runs_root=" + str(tmp_path)
@@ -144,6 +147,7 @@ def test_train_worldmodel_then_bench_and_revisit(tmp_path, tiny_dataset):
         assert (run / f).is_file()
 
 
+@pytest.mark.slow
 def test_interrupted_training_resumes(tmp_path, tiny_dataset):
     args = [sys.executable, "-m", "experiments.cli", "train-worldmodel", f"dataset={tiny_dataset[0]}",
             "heldout_episodes=1", "train.ae_steps=100000", "train.denoiser_steps=2", "train.checkpoint_every=5",
@@ -167,6 +171,7 @@ def test_interrupted_training_resumes(tmp_path, tiny_dataset):
     assert torch.load(state, weights_only=True)["ae_step"] == step + 3
 
 
+@pytest.mark.slow
 def test_train_agent_end_to_end(tmp_path, tiny_checkpoint):
     memworld("train-agent", f"dream.checkpoint={tiny_checkpoint}", "dream.compile=false", "total_timesteps=128",
              "n_envs=2", "eval_episodes=2", "dream.max_episode_steps=20", "video_every=32",
@@ -182,6 +187,9 @@ def test_train_agent_end_to_end(tmp_path, tiny_checkpoint):
     assert res["baseline_real_frames"] == res["baseline_eval_history"][-1][0] >= 64   # whole rollouts: at least the budget
     assert (run / "success_vs_real_frames.png").is_file() and (run / "baseline_policy.zip").is_file()
     assert (run / "policy.zip").is_file() and (run / "real_eval_dataset" / "data").is_dir()
+    record = json.loads((run / "policy.json").read_text())   # how the policy was trained, beside it
+    assert record["dream_timesteps"] == 128 and record["command"].startswith("memworld train-agent ")
+    assert record["eval_history"] == res["eval_history"] and len(record["checkpoint_sha256"]) == 64
     assert list((run / "videos").glob("*.gif"))
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     ea = EventAccumulator(str(run / "tb" / "dream"), size_guidance={"images": 0})
@@ -242,21 +250,41 @@ def test_concurrent_commands_get_their_own_folders(tmp_path, n):
     assert len(outs) == n
 
 
+@pytest.mark.slow
 def test_demo_pipeline_on_a_tiny_config_and_reuse(tmp_path, tiny_checkpoint, tiny_dataset):
     args = ["demo", f"dream.checkpoint={tiny_checkpoint}", f"heldout={tiny_dataset[0]}", "collect_episodes=1",
-            "worldmodel_samples=8", "revisit_seeds_per_kind=1", "agent_timesteps=64", "agent_envs=2",
-            "agent_eval_episodes=1", "bench_worlds=[1,2]", "bench_seconds=0.05", "threads=1", "progress=false",
-            "dream.compile=false",
-            "runs_root=" + str(tmp_path)]
+            "worldmodel_samples=8", "revisit_seeds_per_kind=1", "agent.dream_steps=64", "agent.real_frames=64",
+            "agent.envs=2", "agent.eval_every=32", "agent.eval_episodes=1", "agent.policy=null",
+            "agent.max_episode_steps=10", "agent.print_every=32", "+agent.hyperparams.n_steps=16",
+            "+agent.hyperparams.batch_size=32", "bench_worlds=[1,2]", "bench_seconds=0.05", "threads=1",
+            "progress=false", "dream.compile=false", "runs_root=" + str(tmp_path)]
     p = memworld(*args, cwd=tmp_path)
     lines = p.stdout.strip().splitlines()
-    assert lines[-1].startswith("report: ") and "real_success_rate" in p.stdout
+    assert lines[-1].startswith("report: ")
+    # the headline last, in words and rounded figures, one line per question and one saying what it means
+    head = p.stdout[p.stdout.rindex("headline:"):]
+    for what in ("what the dream draws:", "what memory buys on revisits:", "what the agent achieves in the real env",
+                 "dream against real speed:"):
+        assert what in head
+    assert "dB PSNR" in head and "real frames" in head and "steps/s" in head
+    assert "[ppo in the dream] 32/64 steps" in p.stdout and "[ppo in the real env] 32/64 steps" in p.stdout
     run = tmp_path / "demo"
     res = json.loads((run / "results.json").read_text())
-    assert {"onestep_psnr", "revisit_psnr_fov", "revisit_psnr_stateful", "real_success_rate",
-            "dream_steps_per_s"} <= set(res)
+    assert {"onestep_psnr", "revisit_psnr_fov", "revisit_psnr_stateful", "real_success_rate", "dream_steps_per_s",
+            "baseline_real_success_rate", "baseline_real_frames", "dream_agent_real_frames"} <= set(res)
+    assert [h["what"].split(" (")[0] for h in res["headline"]] == [
+        "what the dream draws", "what memory buys on revisits", "what the agent achieves in the real env",
+        "dream against real speed"]
+    # the agent stage: a dream run and the real-env baseline, each with its learning curve
+    ag = res["stages"]["agent"]
+    assert ag["policy"] is None
+    assert ag["task"]["start_region"] == [1, 7, -7, -1] and ag["max_episode_steps"] == 10
+    assert [t for t, _ in ag["dream_run"]["eval_history"]] == [32, 64]
+    assert [t for t, _ in ag["baseline"]["baseline_eval_history"]] == [32, 64] == [32, ag["baseline"]["baseline_real_frames"]]
+    assert (run / "agent" / "success_vs_steps.png").is_file()
     page = (run / "report.html").read_text()
     assert page.count("data:image/gif;base64,") >= 1 and "data:image/png;base64," in page and "src=\"http" not in page
+    assert page.index("what the dream draws") < page.index("World model (held-out")
     # an interrupted demo: drop the last stages and run again; finished stages are reused
     (run / "stages" / "throughput.json").unlink()
     p = memworld(*args, cwd=tmp_path)
@@ -264,11 +292,13 @@ def test_demo_pipeline_on_a_tiny_config_and_reuse(tmp_path, tiny_checkpoint, tin
     assert not (run / ".lock").exists()
 
 
+@pytest.mark.slow
 def test_play_runs_headless(tmp_path, tiny_checkpoint):
     p = memworld("play", f"dream.checkpoint={tiny_checkpoint}", "actions=[0,1,2,2]", "side_by_side=true", cwd=tmp_path)
     assert "played 4 steps" in p.stdout
 
 
+@pytest.mark.slow
 def test_agent_in_the_loop_cycle(tmp_path, tiny_checkpoint):
     memworld("train-agent", "loop=true", "cycles=2", "dream.compile=false", "loop_collect_episodes=1", "loop_finetune_steps=2",
              f"dream.checkpoint={tiny_checkpoint}", "total_timesteps=64", "n_envs=2", "eval_episodes=1",
@@ -281,6 +311,7 @@ def test_agent_in_the_loop_cycle(tmp_path, tiny_checkpoint):
     assert (run / "cycle1" / "world_model.safetensors").is_file() and (run / "loop_curve.png").is_file()
 
 
+@pytest.mark.slow
 def test_ddp_under_torchrun(tmp_path, tiny_dataset):
     torchrun = Path(sys.executable).parent / "torchrun"
     cmd = [str(torchrun), "--nproc_per_node=2", "-m", "experiments.train_worldmodel", f"dataset={tiny_dataset[0]}",
@@ -322,6 +353,7 @@ def test_demo_stages_are_reused_only_for_the_same_checkpoint_and_config(tmp_path
     assert fingerprint(cfg, str(ck), conf, code) != before
 
 
+@pytest.mark.slow
 def test_train_decoder_swaps_in_a_subpixel_decoder_and_keeps_the_rest(tmp_path, tiny_checkpoint, tiny_dataset):
     import torch
     from safetensors.torch import load_file
@@ -345,6 +377,7 @@ def test_train_decoder_swaps_in_a_subpixel_decoder_and_keeps_the_rest(tmp_path, 
     assert (tmp_path / "dec" / "world_model.starts.npz").exists()
 
 
+@pytest.mark.slow
 def test_encode_dataset_then_a_new_denoiser_on_the_frozen_autoencoder(tmp_path, tiny_checkpoint, tiny_dataset):
     import torch
     from safetensors.torch import load_file
@@ -389,6 +422,7 @@ def test_encode_dataset_then_a_new_denoiser_on_the_frozen_autoencoder(tmp_path, 
     assert WorldModel.load(tmp_path / "frames" / "world_model.safetensors").cfg.denoiser.cond_dim == 24
 
 
+@pytest.mark.slow
 def test_train_pose_refits_the_pose_head_with_the_previous_change_and_keeps_the_rest(tmp_path, tiny_checkpoint,
                                                                                      tiny_dataset):
     from safetensors.torch import load_file
@@ -428,6 +462,7 @@ def test_train_pose_refits_the_pose_head_with_the_previous_change_and_keeps_the_
     assert env.step(2)[0].shape == (64, 64, 3)
 
 
+@pytest.mark.slow
 def test_train_depth_fits_a_depth_head_that_the_revisit_benchmark_moves_views_with(tmp_path, tiny_checkpoint):
     from safetensors.torch import load_file
 

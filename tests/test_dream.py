@@ -150,7 +150,7 @@ def test_long_run_memory_is_bounded(tiny_checkpoint):
 
 
 def _count_tensors() -> int:
-    from experiments.bench import live_tensors
+    from envs.benchmarks.throughput import live_tensors
     return live_tensors()
 
 

@@ -117,7 +117,7 @@ def test_standing_against_a_wall_is_not_a_return():
 
 def test_exact_revisits_are_only_the_returns_to_the_same_pose_and_are_scored_apart():
     from envs.data.revisit import RevisitPath
-    from experiments.eval_revisit import score
+    from envs.benchmarks.revisit_scores import score
 
     # k = 2: frame 4 returns near frame 1 (0.2 units off), frame 5 to frame 0's very pose (in the context),
     # frame 6 to frame 2's (first seen in the dream); frames 2, 3 are away
@@ -147,7 +147,7 @@ def test_exact_revisits_are_only_the_returns_to_the_same_pose_and_are_scored_apa
 
 @pytest.mark.parametrize("tol", [0.05, None, [0.05], [0.0, 0.05], [0.7, 0.05], ["a", 0.1]])
 def test_a_bad_exact_tolerance_is_refused_by_name(tol):
-    from experiments.eval_revisit import exact_tolerance
+    from envs.benchmarks.revisit_scores import exact_tolerance
 
     with pytest.raises(ValueError, match="exact_tol"):
         exact_tolerance(tol)
@@ -156,7 +156,7 @@ def test_a_bad_exact_tolerance_is_refused_by_name(tol):
 
 def test_the_copy_bound_copies_the_nearest_earlier_view_through_the_reconstruction():
     from envs.data.revisit import RevisitPath
-    from experiments.eval_revisit import copy_bound_psnr
+    from envs.benchmarks.revisit_scores import copy_bound_psnr
 
     # k = 2: only frame 5 is a revisit; frames 0 (earliest, 0.35 away) and 1 (nearest, 0.05 away) qualify
     poses = np.array([[0, 0, 0], [0.4, 0, 0], [5, 0, 0], [6, 0, 0], [7, 0, 0], [0.35, 0, 0]], np.float32)
@@ -199,7 +199,7 @@ def test_a_view_stored_at_the_same_pose_is_reused_and_others_are_not():
 
 def test_pose_drift_measures_the_dream_pose_against_the_real_one_after_the_context():
     from envs.data.revisit import RevisitPath
-    from experiments.eval_revisit import pose_drift
+    from envs.benchmarks.revisit_scores import pose_drift
 
     real = np.zeros((6, 3), np.float32)
     real[:, 0] = np.arange(6) * 0.15                      # walks forward; k = 2 context frames
