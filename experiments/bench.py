@@ -1,23 +1,29 @@
-"""``memworld bench target=sources|worldmodel|dream|longrun``: speed and quality figures -> results.json.
+"""``memworld bench target=sources|worldmodel|dream|longrun|rollouts``: speed and quality figures -> results.json.
 
-The measurements are ``envs.benchmarks.throughput`` (sources, dream, longrun) and ``envs.benchmarks.worldmodel``."""
+The measurements are ``envs.benchmarks.throughput`` (sources, dream, longrun), ``envs.benchmarks.worldmodel`` and
+``envs.benchmarks.long_rollouts`` (does the dream stay a world over 1,000 steps)."""
 
 from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
 
 import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from envs.benchmarks import throughput
+from envs.benchmarks.long_rollouts import LongRolloutConfig
 from envs.benchmarks.worldmodel import heldout_arrays, worldmodel_figures
+from envs.dream.config import DreamConfig
 from experiments.conf import dream_config
 from experiments.runs import make_run_dir, save_config, write_results
 
-TARGETS = ("sources", "worldmodel", "dream", "longrun")
+TARGETS = ("sources", "worldmodel", "dream", "longrun", "rollouts")
 
 
-def measure(cfg: DictConfig) -> dict:
-    """The figures of ``cfg.target``."""
+def measure(cfg: DictConfig, run: Path) -> dict:
+    """The figures of ``cfg.target`` (pictures into ``run``)."""
     dream = dream_config(cfg.dream)
     if cfg.target == "sources":
         return throughput.source_steps_per_s(cfg.seconds)
@@ -29,7 +35,36 @@ def measure(cfg: DictConfig) -> dict:
         return worldmodel_figures(model, arr, cfg.samples, cfg.rollout_starts, cfg.seconds)
     if cfg.target == "dream":
         return throughput.dream_throughput(dream, list(cfg.worlds), cfg.seconds, real=cfg.get("real", True))
-    return throughput.longrun(dream, cfg.longrun_steps, cfg.longrun_worlds, cfg.longrun_episode_steps)
+    if cfg.target == "longrun":
+        return throughput.longrun(dream, cfg.longrun_steps, cfg.longrun_worlds, cfg.longrun_episode_steps)
+    return rollouts(dream, LongRolloutConfig(**OmegaConf.to_container(cfg.rollouts.run)), list(cfg.rollouts.memories),
+                    run)
+
+
+def rollouts(dream: DreamConfig, lcfg: LongRolloutConfig, memories: list[str], run: Path) -> dict:
+    """Each memory kind's dream and the real env under the same wandering actions; per horizon bucket the
+    measures of ``envs.benchmarks.long_rollouts``, a table printed per kind, a strip of frames per kind."""
+    import imageio.v3 as iio
+
+    from envs.benchmarks import long_rollouts as lr
+    from worldmodels.world_model import WorldModel
+
+    model = WorldModel.load(dream.checkpoint_path(), source=dream.source)
+    actions = lr.wandering_actions(lcfg, model.cfg.n_actions)
+    real = lr.real_rollouts(dream.source, lcfg, actions, model)
+    out = {"worlds": lcfg.worlds, "steps": lcfg.steps, "real_steps_per_s": real.steps_per_s, "kinds": {}}
+    for memory in memories:
+        got = lr.dream_rollouts(dataclasses.replace(dream, memory=memory), lcfg, actions, model)
+        buckets = lr.bucket_figures(got, real, lcfg.buckets)
+        out["kinds"][memory] = {"dream_steps_per_s": got.steps_per_s, "buckets": buckets}
+        iio.imwrite(run / f"strip_{memory}.png", lr.strip_image(got, real))
+        print(f"{memory} memory ({got.steps_per_s:.0f} dream steps/s): steps | detail x real | contrast dream/real | "
+              f"collapsed (std, grad) | Fréchet (encoder features; real-vs-real floor)")
+        for b, f in buckets.items():
+            print(f"  {b:>9} | {f['detail_ratio']:.2f} | {f['dream_contrast_median']:.1f}/{f['real_contrast_median']:.1f}"
+                  f" | {f['collapsed_share_std']:.2f}, {f['collapsed_share_grad']:.2f}"
+                  f" | {f['frechet_encoder']:.2f} ({f['frechet_encoder_real_halves']:.2f})")
+    return out
 
 
 @hydra.main(config_path="conf", config_name="bench", version_base="1.3")
@@ -39,7 +74,7 @@ def main(cfg: DictConfig) -> None:
     torch.set_num_threads(int(cfg.threads))
     run = make_run_dir(f"bench-{cfg.target}", cfg.runs_root)
     save_config(run, cfg)
-    write_results(run, {"target": cfg.target, **measure(cfg), "threads": int(cfg.threads),
+    write_results(run, {"target": cfg.target, **measure(cfg, run), "threads": int(cfg.threads),
                         "config": OmegaConf.to_container(cfg)})
 
 

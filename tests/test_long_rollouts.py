@@ -69,3 +69,23 @@ def test_a_tiny_long_rollout_runs_end_to_end(tiny_checkpoint):
     assert strip_image(dream, real).shape == (2 * 2 * 64, 2 * 64, 3)
     with pytest.raises(ValueError, match="action_probs"):
         LongRolloutConfig(action_probs=(0.5, 0.6))
+
+
+@pytest.mark.slow
+def test_the_rollouts_bench_command_writes_figures_and_strips(tmp_path, tiny_checkpoint):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "experiments.cli", "bench", "target=rollouts", f"dream.checkpoint={tiny_checkpoint}",
+           "rollouts.run.worlds=2", "rollouts.run.steps=12", "rollouts.run.buckets=[0,10,30]",
+           "rollouts.run.strip_steps=[0,10]", "threads=1", f"runs_root={tmp_path}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    p = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    run = next(tmp_path.glob("bench-rollouts-*"))
+    res = json.loads((run / "results.json").read_text())
+    assert set(res["kinds"]) == {"fov", "none"} and set(res["kinds"]["fov"]["buckets"]) == {"0-10", "10-30"}
+    assert (run / "strip_fov.png").is_file() and (run / "strip_none.png").is_file()
+    assert "collapsed" in p.stdout
