@@ -254,7 +254,7 @@ def test_concurrent_commands_get_their_own_folders(tmp_path, n):
 def test_demo_pipeline_on_a_tiny_config_and_reuse(tmp_path, tiny_checkpoint, tiny_dataset):
     args = ["demo", f"dream.checkpoint={tiny_checkpoint}", f"heldout={tiny_dataset[0]}", "collect_episodes=1",
             "worldmodel_samples=8", "revisit_seeds_per_kind=1", "agent.dream_steps=64", "agent.real_frames=64",
-            "agent.envs=2", "agent.eval_every=32", "agent.eval_episodes=1", "agent.policy=null",
+            "agent.envs=2", "agent.eval_every=32", "agent.eval_episodes=1", "agent.policy_episodes=2",
             "agent.max_episode_steps=10", "agent.print_every=32", "+agent.hyperparams.n_steps=16",
             "+agent.hyperparams.batch_size=32", "bench_worlds=[1,2]", "bench_seconds=0.05", "threads=1",
             "progress=false", "dream.compile=false", "runs_root=" + str(tmp_path)]
@@ -275,9 +275,11 @@ def test_demo_pipeline_on_a_tiny_config_and_reuse(tmp_path, tiny_checkpoint, tin
     assert [h["what"].split(" (")[0] for h in res["headline"]] == [
         "what the dream draws", "what memory buys on revisits", "what the agent achieves in the real env",
         "dream against real speed"]
-    # the agent stage: a dream run and the real-env baseline, each with its learning curve
+    # the agent stage: the policy shipped beside the checkpoint judged in the real env (trained in the dream of the
+    # shipped checkpoint, not of the tiny one), a dream run and the real-env baseline, each with its learning curve
     ag = res["stages"]["agent"]
-    assert ag["policy"] is None
+    assert ag["policy"]["real_episodes"] == 2 and ag["policy"]["same_checkpoint"] is False
+    assert ag["policy"]["trained"]["dream_timesteps"] >= 200_000
     assert ag["task"]["start_region"] == [1, 7, -7, -1] and ag["max_episode_steps"] == 10
     assert [t for t, _ in ag["dream_run"]["eval_history"]] == [32, 64]
     assert [t for t, _ in ag["baseline"]["baseline_eval_history"]] == [32, 64] == [32, ag["baseline"]["baseline_real_frames"]]
