@@ -18,7 +18,6 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 from agents.callbacks import DreamStatsCallback, ProgressLines, RealEvalCallback, next_multiple
 from envs.dream.config import DreamConfig
 from envs.dream.sb3 import DreamSB3VecEnv
-from envs.tasks import TaskConfig
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN, "recurrent_ppo": RecurrentPPO}
 # a recurrent policy keeps an LSTM state across steps: the agent's own memory (homing needs one)
@@ -52,10 +51,6 @@ class AgentConfig:
         for k in ("total_timesteps", "n_envs", "eval_episodes"):
             if getattr(self, k) < 1:
                 raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
-
-    @property
-    def task(self) -> TaskConfig:
-        return self.dream.task
 
 
 def make_agent(cfg: AgentConfig, venv, tb_dir: Path | None) -> BaseAlgorithm:
@@ -130,7 +125,7 @@ def train(cfg: AgentConfig, run: Path, where: str = "dream", progress: bool = Tr
     history = run / f"{where}_eval_history.json"
     if not resume.exists():
         history.unlink(missing_ok=True)     # a fresh start: no evaluations from an earlier attempt
-    real_cb = RealEvalCallback(cfg.dream.source, cfg.task, cfg.eval_freq, cfg.eval_episodes, cfg.eval_seed,
+    real_cb = RealEvalCallback(cfg.dream.source, cfg.dream.task, cfg.eval_freq, cfg.eval_episodes, cfg.eval_seed,
                                cfg.dream.max_episode_steps, video_dir=videos, history_path=history)
     callbacks = [real_cb]
     if where == "dream":

@@ -26,8 +26,6 @@ class StoredViews:
 
     def __init__(self, cfg: StoredViewsConfig, model: WorldModel, n_worlds: int, capacity: int,
                  scene_map: SceneMap | None, device: torch.device, autocast: Callable[[], AbstractContextManager]):
-        if cfg.move and model.depth_net is None:
-            raise ValueError("views.move=true needs a checkpoint with a depth head (memworld train-depth)")
         self.cfg, self.model, self.autocast, self.scene_map = cfg, model, autocast, scene_map
         # views are painted from what memory holds: with no memory (capacity 0) there is nothing to paint
         self.paints = cfg.paints and capacity > 0
