@@ -34,7 +34,8 @@ def measure(cfg: DictConfig, run: Path) -> dict:
         arr = heldout_arrays(cfg.heldout, dream.source, cfg.heldout_episodes)
         return worldmodel_figures(model, arr, cfg.samples, cfg.rollout_starts, cfg.seconds)
     if cfg.target == "dream":
-        return throughput.dream_throughput(dream, list(cfg.worlds), cfg.seconds, real=cfg.get("real", True))
+        return throughput.dream_throughput(dream, list(cfg.worlds), cfg.seconds, real=cfg.get("real", True),
+                                           real_processes=int(cfg.real_processes))
     if cfg.target == "longrun":
         return throughput.longrun(dream, cfg.longrun_steps, cfg.longrun_worlds, cfg.longrun_episode_steps)
     return rollouts(dream, LongRolloutConfig(**OmegaConf.to_container(cfg.rollouts.run)), list(cfg.rollouts.memories),
@@ -58,10 +59,11 @@ def rollouts(dream: DreamConfig, lcfg: LongRolloutConfig, memories: list[str], r
         buckets = lr.bucket_figures(got, real, lcfg.buckets)
         out["kinds"][memory] = {"dream_steps_per_s": got.steps_per_s, "buckets": buckets}
         iio.imwrite(run / f"strip_{memory}.png", lr.strip_image(got, real))
-        print(f"{memory} memory ({got.steps_per_s:.0f} dream steps/s): steps | detail x real | contrast dream/real | "
-              f"collapsed (std, grad) | Fréchet (encoder features; real-vs-real floor)")
+        print(f"{memory} memory ({got.steps_per_s:.0f} dream steps/s): steps | detail x real (the decoder's ceiling) | "
+              f"contrast dream/real | collapsed (std, grad) | Fréchet (encoder features; real-vs-real floor)")
         for b, f in buckets.items():
-            print(f"  {b:>9} | {f['detail_ratio']:.2f} | {f['dream_contrast_median']:.1f}/{f['real_contrast_median']:.1f}"
+            print(f"  {b:>9} | {f['detail_ratio']:.2f} ({f['roundtrip_detail_ratio']:.2f})"
+                  f" | {f['dream_contrast_median']:.1f}/{f['real_contrast_median']:.1f}"
                   f" | {f['collapsed_share_std']:.2f}, {f['collapsed_share_grad']:.2f}"
                   f" | {f['frechet_encoder']:.2f} ({f['frechet_encoder_real_halves']:.2f})")
     return out

@@ -12,6 +12,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from agents.train import AgentConfig
+from envs.benchmarks.maze_memory import MazeMemoryConfig
 from envs.benchmarks.revisit import RevisitConfig
 from envs.data.collection import CollectConfig
 from envs.data.training import MemoryDraws, WorldModelTraining, dataset_metadata
@@ -51,6 +52,11 @@ def _fields_of(cls: type, cfg: DictConfig, skip: tuple[str, ...] = ()) -> dict[s
 def revisit_config(cfg: DictConfig) -> RevisitConfig:
     """eval-revisit's paths and dreams (its ``dream`` group is the base every run starts from)."""
     return RevisitConfig(**_fields_of(RevisitConfig, cfg))
+
+
+def maze_memory_config(cfg: DictConfig) -> MazeMemoryConfig:
+    """eval-revisit's Memory Maze protocols (its ``maze`` group), used when the dream's source is a maze."""
+    return MazeMemoryConfig(**_fields_of(MazeMemoryConfig, cfg.maze))
 
 
 def agent_config(cfg: DictConfig) -> AgentConfig:

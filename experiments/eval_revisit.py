@@ -4,6 +4,9 @@ Writes results.json (per memory kind: revisit_psnr, revisit_ssim, self_psnr, non
 steps_per_s, and exact_revisit_* at the returns to the very same pose; plus onestep_psnr, the copy
 bounds and the targets' shares of one-step), results.md (tables), psnr_vs_gap.png and revisit.gif
 (real | no memory | best memory). The benchmark itself is ``envs.benchmarks.revisit``.
+
+With a Memory Maze dream (``dream.source=memorymaze9``) it runs Po et al.'s retrieval and reasoning protocols on
+held-out layouts instead (``envs.benchmarks.maze_memory``, the ``maze`` keys).
 """
 
 from __future__ import annotations
@@ -12,15 +15,27 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
+from envs.benchmarks.maze_memory import maze_memory_benchmark
 from envs.benchmarks.revisit import revisit_benchmark
 from experiments.conf import dream_config
-from experiments.configs import revisit_config
+from experiments.configs import maze_memory_config, revisit_config
 from experiments.runs import make_run_dir, save_config, write_results
+
+
+MAZE_SOURCES = ("memorymaze9",)
 
 
 @hydra.main(config_path="conf", config_name="eval_revisit", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    rcfg, base = revisit_config(cfg), dream_config(cfg.dream)
+    base = dream_config(cfg.dream)
+    if base.source in MAZE_SOURCES:
+        mcfg = maze_memory_config(cfg)      # before any run folder
+        torch.set_num_threads(int(cfg.threads))
+        run = make_run_dir("eval-revisit-maze", cfg.runs_root)
+        save_config(run, cfg)
+        write_results(run, maze_memory_benchmark(mcfg, base, run))
+        return
+    rcfg = revisit_config(cfg)
     rcfg.check(base)            # before any run folder
     torch.set_num_threads(int(cfg.threads))
     run = make_run_dir("eval-revisit", cfg.runs_root)

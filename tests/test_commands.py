@@ -56,7 +56,9 @@ def test_bad_arguments_fail_before_work(tmp_path, tiny_dataset):
     assert not any(tmp_path.glob("train-worldmodel-*"))
     for bad, said in ((["map=[fov]"], "give dream.scene_map=<file>"), (["dream.scene_map=nowhere.safetensors", "map=[fov]"],
                                                                   "no scene map at nowhere.safetensors"),
-                      (["dream.scene_map=nowhere.safetensors", "map=[stateful]"], "not ['stateful']")):
+                      (["dream.scene_map=nowhere.safetensors", "map=[stateful]"], "not ['stateful']"),
+                      (["dream.source=memorymaze9", "maze.memories=[nope]"], "unknown memory kind 'nope'"),
+                      (["dream.source=memorymaze9", "maze.modes=[dreaming]"], "modes are truepose")):
         p = memworld("eval-revisit", *bad, "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
         assert p.returncode != 0 and said in p.stderr + p.stdout
     p = memworld("build-map", f"dataset={tiny_dataset[0]}", "cell=0", "runs_root=" + str(tmp_path), cwd=tmp_path,

@@ -64,7 +64,9 @@ def test_a_tiny_long_rollout_runs_end_to_end(tiny_checkpoint):
     dream = dream_rollouts(DreamConfig(checkpoint=str(tiny_checkpoint)), cfg, actions, model)
     real = real_rollouts("miniworld", cfg, actions, model)
     assert dream.detail.shape == real.detail.shape == (2, 13) and dream.features.shape[:2] == (2, 13)
+    assert dream.roundtrip_detail is None and real.roundtrip_detail.shape == (2, 13)
     figs = bucket_figures(dream, real, cfg.buckets)
+    assert 0 < figs["0-10"]["roundtrip_detail_ratio"] < 10
     assert set(figs) == {"0-10", "10-30"} and figs["0-10"]["frames"] == 20 and figs["10-30"]["frames"] == 6
     assert strip_image(dream, real).shape == (2 * 2 * 64, 2 * 64, 3)
     with pytest.raises(ValueError, match="action_probs"):

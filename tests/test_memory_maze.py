@@ -126,3 +126,74 @@ def test_env_checkers_pass(maze):
     check_env(env, skip_render_check=True)
     sb3_check_env(env, warn=False)
     env.close()
+
+
+def _tiny_maze_model(path):
+    """An untrained tiny world model of the maze (6 actions): enough for the trials' plumbing and its ground truth."""
+    import dataclasses
+
+    from conftest import tiny_model_config
+    from worldmodels.world_model import WorldModel
+
+    cfg = tiny_model_config()
+    cfg = dataclasses.replace(cfg, source="memorymaze9", n_actions=6,
+                              denoiser=dataclasses.replace(cfg.denoiser, n_actions=6),
+                              heads=dataclasses.replace(cfg.heads, n_actions=6))
+    model = WorldModel(cfg)
+    model.save(path)
+    return model
+
+
+def test_trials_walk_the_context_back_and_go_on_at_random(maze):
+    from envs.data.maze_trials import MIRRORED, real_trials
+
+    retrieval, reasoning = real_trials(maze, 5, retrieval=(12, 10), reasoning=(16, 6))
+    assert retrieval.context_frames.shape == (12, 64, 64, 3) and retrieval.truth.shape == (10, 64, 64, 3)
+    np.testing.assert_array_equal(retrieval.poses, retrieval.context_poses[11:1:-1])      # the last pose first
+    # the true view at a pose walked back is the frame seen there (but for the ball's bob)
+    assert np.abs(retrieval.truth.astype(int) - retrieval.context_frames[11:1:-1]).mean() < 1.0
+    assert retrieval.actions[0] == 0 and set(retrieval.actions[1:]) <= set(MIRRORED.tolist())
+    np.testing.assert_array_equal(reasoning.context_frames[:12], retrieval.context_frames)
+    assert reasoning.truth.shape == (6, 64, 64, 3) and reasoning.poses.shape == (6, 3)
+    assert (retrieval.last_seen() > 0).all()        # every place walked back to was seen in the context
+    with pytest.raises(ValueError, match="walks its context back"):
+        real_trials(maze, 5, retrieval=(12, 13), reasoning=(16, 6))
+
+
+def test_retrieval_with_views_reused_at_the_true_poses_scores_the_autoencoders_round_trip(maze, tmp_path):
+    """Ground truth for the scorer and the whole pipeline: a memory that pastes the stored view at the true pose
+    gives exactly the autoencoder's round trip of the frame seen there."""
+    import torch
+
+    from envs.benchmarks.maze_memory import (MazeMemoryConfig, dream_trials, maze_memory_benchmark, score_trials)
+    from envs.data.maze_trials import load_trials, real_trials, save_trials
+    from envs.dream import DreamConfig, StoredViewsConfig
+    from worldmodels.metrics import psnr
+
+    model = _tiny_maze_model(tmp_path / "maze.safetensors")
+    trials = [real_trials(maze, s, retrieval=(10, 8), reasoning=(10, 4))[0] for s in (6, 7)]
+    dream = DreamConfig(source="memorymaze9", checkpoint=str(tmp_path / "maze.safetensors"), memory="fov",
+                        views=StoredViewsConfig(reuse_max_sq_dist=0.001))
+    gen, _ = dream_trials(model, trials, dream, true_pose=True)
+    back = np.stack([t.context_frames[9:1:-1] for t in trials])
+    round_trip = model.decode(model.encode(torch.from_numpy(back))).numpy()
+    assert np.abs(gen.astype(int) - round_trip).mean() < 0.5
+    got, gaps = score_trials(trials, gen)
+    truth = np.stack([t.truth for t in trials])
+    assert got["psnr"] == pytest.approx(psnr(round_trip.reshape(-1, 64, 64, 3), truth.reshape(-1, 64, 64, 3)), abs=0.2)
+    assert score_trials(trials, truth)[0]["psnr"] == 100.0 and len(gaps) == 16
+    save_trials(tmp_path / "t.npz", trials)
+    again = load_trials(tmp_path / "t.npz")
+    assert [(t.protocol, t.seed) for t in again] == [("retrieval", 6), ("retrieval", 7)]
+    np.testing.assert_array_equal(again[1].truth, trials[1].truth)
+    (tmp_path / "bad.npz").write_bytes(b"not a trials file")
+    with pytest.raises(ValueError, match="not a trials file"):
+        load_trials(tmp_path / "bad.npz")
+    cfg = MazeMemoryConfig(episodes=1, first_seed=8, retrieval=(8, 6), reasoning=(10, 4), memories=["none", "fov"],
+                           trials=str(tmp_path / "trials.npz"), workers=1)
+    res = maze_memory_benchmark(cfg, dream, tmp_path)
+    assert set(res["protocols"]) == {"retrieval/truepose", "reasoning/truepose", "reasoning/actions"}
+    assert (tmp_path / "trials.npz").exists() and (tmp_path / "retrieval.gif").exists()
+    assert res["model"]["gflop_per_frame"] > 0 and "published" in (tmp_path / "results.md").read_text()
+    with pytest.raises(ValueError, match="unknown memory kind"):
+        MazeMemoryConfig(memories=["nope"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from conftest import tiny_model_config
@@ -475,3 +476,20 @@ def test_a_depth_head_learns_a_depth_that_follows_the_picture_and_saves_with_the
     back = WorldModel.load(tmp_path / "d.safetensors")
     assert torch.equal(back.predict_depth(frames[:4]), new.predict_depth(frames[:4]))
     torch.testing.assert_close(back.decode(back.encode(frames[:2])), m.decode(m.encode(frames[:2])), rtol=0, atol=0)
+
+
+def test_reward_figures_score_an_oracle_head_and_a_blind_one(tiny_checkpoint, tiny_dataset):
+    from envs.data.dataset import load_arrays
+    from worldmodels.evaluation import reward_figures
+    from worldmodels.world_model import WorldModel
+
+    model, arr = WorldModel.load(tiny_checkpoint), load_arrays(tiny_dataset[0])
+    index = arr.window_starts(2)
+    rewards = (arr.actions == 2).astype(np.float32)           # "rewarded" = moved forward
+    model.heads.reward_done = lambda z, a, z_next: ((a == 2).float(), torch.zeros(len(a)))
+    got = reward_figures(model, arr.frames, arr.actions, rewards, index, batch=7)
+    assert got["reward_steps"] == int(rewards[index].sum()) > 0
+    assert got["reward_recall"] == 1.0 and got["reward_false_positive_rate"] == 0.0
+    assert got["reward_pred_on_rewarded"] == 1.0 and got["reward_pred_on_rest"] == 0.0
+    model.heads.reward_done = lambda z, a, z_next: (torch.zeros(len(a)), torch.zeros(len(a)))
+    assert reward_figures(model, arr.frames, arr.actions, rewards, index)["reward_recall"] == 0.0

@@ -91,3 +91,23 @@ def rollout_figures(model: WorldModel, frames, actions, poses, starts, horizons=
     dyaw = np.remainder(pose[:, -1, 2] - true[:, 2] + np.pi, 2 * np.pi) - np.pi
     out[f"yaw_err_h{hmax}"] = float(np.abs(dyaw).mean())
     return out
+
+
+@torch.no_grad()
+def reward_figures(model: WorldModel, frames: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+                   index: np.ndarray, batch: int = 256) -> dict:
+    """The reward head on real transitions ``index (B,)`` (frame i -> i+1 under ``actions[i]``, real reward
+    ``rewards[i]``): how many were rewarded, the mean predicted reward on those and on the rest, and, thresholded
+    at half the largest real reward, the share of rewarded steps found (recall) and of the rest flagged."""
+    pred = []
+    for i in range(0, len(index), batch):
+        t = index[i:i + batch]
+        z = model.encode(torch.from_numpy(frames[np.concatenate([t, t + 1])]))
+        pred.append(model.heads.reward_done(z[: len(t)], torch.from_numpy(actions[t]), z[len(t):])[0].numpy())
+    pred, real = np.concatenate(pred), rewards[index]
+    hit = real > 0
+    cut = 0.5 * float(real.max()) if hit.any() else 0.5
+    mean = lambda a: float(a.mean()) if len(a) else float("nan")
+    return {"reward_steps": int(hit.sum()), "reward_pred_on_rewarded": mean(pred[hit]),
+            "reward_pred_on_rest": mean(pred[~hit]), "reward_recall": mean(pred[hit] > cut),
+            "reward_false_positive_rate": mean(pred[~hit] > cut)}

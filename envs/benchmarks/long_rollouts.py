@@ -6,7 +6,10 @@ actions beside it; per horizon bucket, the dream's frames against the real frame
 - a Fréchet distance between dream and real frames in *our own encoder's* features (the world model's latents
   average-pooled to 2x2, 16 numbers a frame, few enough for the ~100-1,000 frames of a bucket; no downloaded
   weights, so it is not FID and not comparable with published FIDs), beside the same distance between two
-  halves of the real worlds, its noise floor.
+  halves of the real worlds, its noise floor;
+- the ceiling of a dream drawn through this decoder: the detail of the real frames' own autoencoder round trip,
+  as a share of theirs (no latent the denoiser draws decodes sharper than the decoder can; 2026-12-07 the
+  shipped decoder keeps 0.78 of the real detail, so a 0.8x target asks more than the latents hold).
 """
 
 from __future__ import annotations
@@ -49,13 +52,15 @@ class LongRolloutConfig:
 @dataclass
 class Rollouts:
     """Per-frame measures of ``T+1`` frames in each of ``N`` worlds: ``detail``, ``contrast`` ``(N, T+1)``,
-    encoder ``features (N, T+1, D)``, and the frames at the strip steps ``strip (N, S, 64, 64, 3)``."""
+    encoder ``features (N, T+1, D)``, and the frames at the strip steps ``strip (N, S, 64, 64, 3)``; for real frames,
+    ``roundtrip_detail (N, T+1)``, the detail of their autoencoder round trip (None for dream frames)."""
 
     detail: np.ndarray
     contrast: np.ndarray
     features: np.ndarray
     strip: np.ndarray
     steps_per_s: float
+    roundtrip_detail: np.ndarray | None = None
 
 
 def wandering_actions(cfg: LongRolloutConfig, n_actions: int) -> np.ndarray:
@@ -68,27 +73,31 @@ def wandering_actions(cfg: LongRolloutConfig, n_actions: int) -> np.ndarray:
 class _Recorder:
     """Keeps the per-frame measures (and the strip frames) of a stream of batches ``(N, 64, 64, 3)``."""
 
-    def __init__(self, model: WorldModel, strip_steps: tuple[int, ...]):
-        self.model, self.strip_steps = model, strip_steps
-        self.detail, self.contrast, self.features, self.strip = [], [], [], []
+    def __init__(self, model: WorldModel, strip_steps: tuple[int, ...], roundtrip: bool = False):
+        self.model, self.strip_steps, self.roundtrip = model, strip_steps, roundtrip
+        self.detail, self.contrast, self.features, self.strip, self.rt_detail = [], [], [], [], []
 
     def add(self, t: int, frames: np.ndarray) -> None:
         self.detail.append(frame_detail(frames))
         self.contrast.append(frame_contrast(frames))
-        self.features.append(encoder_features(self.model, frames))
+        z = encode(self.model, frames)
+        self.features.append(F.adaptive_avg_pool2d(z, 2).flatten(1).numpy())
+        if self.roundtrip:
+            self.rt_detail.append(frame_detail(self.model.decode(z)))
         if t in self.strip_steps:
             self.strip.append(frames.copy())
 
     def done(self, seconds: float, n_steps: int) -> Rollouts:
         return Rollouts(np.stack(self.detail, 1), np.stack(self.contrast, 1), np.stack(self.features, 1),
-                        np.stack(self.strip, 1), n_steps / max(seconds, 1e-9))
+                        np.stack(self.strip, 1), n_steps / max(seconds, 1e-9),
+                        np.stack(self.rt_detail, 1) if self.roundtrip else None)
 
 
 @torch.no_grad()
-def encoder_features(model: WorldModel, frames: np.ndarray) -> np.ndarray:
-    """``(N, 4 C)``: the model's normalised latents of ``frames (N, 64, 64, 3)`` average-pooled to 2x2."""
-    z = model.encode(torch.from_numpy(np.ascontiguousarray(frames)))
-    return F.adaptive_avg_pool2d(z, 2).flatten(1).numpy()
+def encode(model: WorldModel, frames: np.ndarray) -> torch.Tensor:
+    """The model's normalised latents ``(N, C, 16, 16)`` of ``frames (N, 64, 64, 3)``; the bench's features are
+    these average-pooled to 2x2 (``4 C`` numbers a frame)."""
+    return model.encode(torch.from_numpy(np.ascontiguousarray(frames)))
 
 
 def dream_rollouts(dream: DreamConfig, cfg: LongRolloutConfig, actions: np.ndarray, model: WorldModel) -> Rollouts:
@@ -115,7 +124,7 @@ def real_rollouts(source: str, cfg: LongRolloutConfig, actions: np.ndarray, mode
 
     envs = [make_source(source, max_episode_steps=cfg.steps + 1) for _ in range(cfg.worlds)]
     obs = np.stack([e.reset(seed=cfg.seed + i)[0] for i, e in enumerate(envs)])
-    rec = _Recorder(model, cfg.strip_steps)
+    rec = _Recorder(model, cfg.strip_steps, roundtrip=True)
     rec.add(0, obs)
     t0 = time.perf_counter()
     for t in range(cfg.steps):
@@ -149,6 +158,8 @@ def bucket_figures(dream: Rollouts, real: Rollouts, buckets: tuple[int, ...]) ->
             "frames": int(dd.size),
             "dream_detail_median": float(np.median(dd)), "real_detail_median": float(np.median(rd)),
             "detail_ratio": float(np.median(dd) / max(np.median(rd), 1e-9)),
+            "roundtrip_detail_ratio": (float(np.median(real.roundtrip_detail[:, sl]) / max(np.median(rd), 1e-9))
+                                       if real.roundtrip_detail is not None else float("nan")),
             "dream_contrast_median": float(np.median(dc)), "real_contrast_median": float(np.median(rc)),
             "collapsed_share_std": float((dc < real_std_p1).mean()),
             "collapsed_share_grad": float((dd < real_grad_p1).mean()),

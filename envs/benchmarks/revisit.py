@@ -114,11 +114,11 @@ def revisit_runs(cfg: RevisitConfig, base: DreamConfig) -> list[DreamRun]:
     return runs
 
 
-class _NoStarts:
-    """Paths bring their own contexts."""
+class NoStarts:
+    """The start segments of a dream whose every reset brings its own context (revisit paths, maze trials)."""
 
     def pick(self, rng):
-        raise RuntimeError("revisit paths always give a context")
+        raise RuntimeError("this dream's resets always give a context")
 
 
 def dream_paths(model: WorldModel, paths: list[RevisitPath], dream: DreamConfig,
@@ -131,7 +131,7 @@ def dream_paths(model: WorldModel, paths: list[RevisitPath], dream: DreamConfig,
     steps to the real poses instead of its heads' (a diagnostic: what is left once the pose cannot drift).
     """
     cfg = replace(dream, task=TaskConfig("reach", goal=(1e3, 1e3)), max_episode_steps=10_000)
-    core = DreamCore(cfg, len(paths), model=model, starts=_NoStarts())
+    core = DreamCore(cfg, len(paths), model=model, starts=NoStarts())
     core.reset_worlds(list(range(len(paths))), [p.seed for p in paths], [p.context() for p in paths])
     k, t_max = paths[0].k, max(len(p.frames) for p in paths)
     out = np.zeros((len(paths), t_max, 64, 64, 3), np.uint8)

@@ -8,14 +8,15 @@ from pathlib import Path
 import numpy as np
 
 
-def plot_gaps(gaps: dict[str, list[tuple[int, float]]], path: Path) -> None:
-    """Revisit PSNR by steps since the last visit, one line per dream run (pairs from ``score``)."""
+def plot_gaps(gaps: dict[str, list[tuple[int, float]]], path: Path,
+              bins: tuple[int, ...] = (5, 10, 20, 30, 45, 70)) -> None:
+    """Revisit PSNR by steps since the last visit, one line per dream run (pairs from ``score``), in ``bins``."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    bins = np.array([5, 10, 20, 30, 45, 70])
+    bins = np.asarray(bins)
     for kind, pairs in gaps.items():
         g = np.array([x for x, _ in pairs])
         v = np.array([y for _, y in pairs])

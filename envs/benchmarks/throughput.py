@@ -48,30 +48,22 @@ def live_tensors() -> int:
         return sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor))
 
 
-def real_steps_per_s(source: str, n: int, seconds: float) -> float:
+def real_steps_per_s(source: str, n: int, seconds: float, processes: int = 0) -> float:
     """Steps/s of ``n`` real envs in gymnasium's SyncVectorEnv (world-steps, i.e. n per call), timed in a spawned
     process of its own: each MiniWorld env holds ~45 MB of EGL context and textures that ``close`` does not give
-    back (measured: 32 envs left 1.8 GB behind), which in this process grew the bench's RSS by gigabytes."""
+    back (measured: 32 envs left 1.8 GB behind), which in this process grew the bench's RSS by gigabytes.
+
+    ``processes > 0``: instead, that many spawned processes each step one env at the same time, their rates summed;
+    for a real env that gains nothing from a batch (the Memory Maze's physics: ``processes`` = the cores), where N
+    envs in one process would only add their resets (~8 s each there)."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
+    if processes > 0:
+        with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
+            return sum(pool.map(_real_steps_per_s, [source] * processes, [1] * processes, [seconds] * processes))
     with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
         return pool.submit(_real_steps_per_s, source, n, seconds).result()
-
-
-def _real_steps_per_s(source: str, n: int, seconds: float) -> float:
-    import gymnasium as gym
-    from gymnasium.vector import AutoresetMode
-
-    import envs
-
-    vec = gym.make_vec(envs.REAL_IDS[source], num_envs=n, vectorization_mode="sync",
-                       vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP})
-    vec.reset(seed=0)
-    rng = np.random.default_rng(0)
-    dt = time_call(lambda: vec.step(rng.integers(0, 3, n)), min_seconds=seconds)
-    vec.close()
-    return n / dt
 
 
 def source_steps_per_s(seconds: float) -> dict:
@@ -99,10 +91,12 @@ def source_steps_per_s(seconds: float) -> dict:
     return out
 
 
-def dream_throughput(dream_cfg: DreamConfig, worlds: list[int], seconds: float, real: bool = True) -> dict:
+def dream_throughput(dream_cfg: DreamConfig, worlds: list[int], seconds: float, real: bool = True,
+                     real_processes: int = 0) -> dict:
     """Dream steps/s of the dream ``dream_cfg`` for each N in ``worlds`` against the real env's in the same run
-    (``real=False`` skips it, e.g. on a GPU machine with no OpenGL for MiniWorld), and the fraction of the matmul
-    ceiling (in the dream's precision) the dream's best window reaches."""
+    (``real=False`` skips it, e.g. on a GPU machine with no OpenGL for MiniWorld; ``real_processes``: see
+    ``real_steps_per_s``), and the fraction of the matmul ceiling (in the dream's precision) the dream's best
+    window reaches."""
     from envs.dream import DreamVectorEnv
     from worldmodels.precision import uses_bf16
 
@@ -130,7 +124,11 @@ def dream_throughput(dream_cfg: DreamConfig, worlds: list[int], seconds: float, 
             flops_step = count_flops(lambda: vec1.step(np.array([2])))
         mean, best = call_rates(lambda: vec.step(rng.integers(0, 3, n)), seconds)
         dream[n], dream_best[n] = n * mean, n * best
-        real_sps[n] = real_steps_per_s(dream_cfg.source, n, seconds) if real else None
+        if real:     # one env per process does not depend on N: timed once
+            real_sps[n] = (real_sps[worlds[0]] if real_processes > 0 and n != worlds[0]
+                           else real_steps_per_s(dream_cfg.source, n, seconds, real_processes))
+        else:
+            real_sps[n] = None
         print(f"N={n}: dream {dream[n]:.0f} steps/s (best window {dream_best[n]:.0f}), real "
               + (f"{real_sps[n]:.0f} steps/s" if real_sps[n] is not None else "not measured"))
     ceiling_end = matmul_ceiling_gflops(sizes, dtype=dtype, device=device)
@@ -145,7 +143,7 @@ def dream_throughput(dream_cfg: DreamConfig, worlds: list[int], seconds: float, 
             "ceiling_gflops": ceiling, "ceiling_gflops_start": ceiling_start, "ceiling_gflops_end": ceiling_end,
             "fraction_of_ceiling": achieved / ceiling,
             "fraction_of_ceiling_mean": max(dream.values()) * flops_step / 1e9 / ceiling,
-            "rss_mb_start": rss0, "rss_mb_end": rss_mb()}
+            "real_processes": real_processes, "rss_mb_start": rss0, "rss_mb_end": rss_mb()}
 
 
 def longrun(dream_cfg: DreamConfig, steps: int, worlds: int, episode_steps: int) -> dict:

@@ -28,7 +28,7 @@ def heldout_arrays(path: str | Path, source: str, episodes: int = 16, seed: int 
     if not path.exists():
         print(f"collecting the held-out dataset {path} ({episodes} episodes)")
         env = make_source(source)
-        write_dataset(path, collect(env, "revisit", episodes, seed=seed, max_steps=300), 3,
+        write_dataset(path, collect(env, "revisit", episodes, seed=seed, max_steps=300), int(env.action_space.n),
                       {"source": source, "policy": "revisit", "seed": seed})
     return load_arrays(path)
 
@@ -93,7 +93,7 @@ def worldmodel_figures(model: WorldModel, arr: FrameArrays, samples: int = 512, 
                        seconds: float = 3.0) -> dict:
     """Every figure of ``memworld bench target=worldmodel`` on the held-out episodes ``arr``: ``samples``
     one-step targets, ``rollout_starts`` open-loop rollouts, ``seconds`` per speed measurement."""
-    from worldmodels.evaluation import evaluate_autoencoder, onestep_figures, rollout_figures
+    from worldmodels.evaluation import evaluate_autoencoder, onestep_figures, reward_figures, rollout_figures
     from worldmodels.world_model import SamplerConfig
 
     rng = np.random.default_rng(0)
@@ -107,6 +107,10 @@ def worldmodel_figures(model: WorldModel, arr: FrameArrays, samples: int = 512, 
     out["onestep_gain_over_copy"] = out["onestep_psnr"] - out["copy_psnr"]
     print(f"[worldmodel] one-step {out['onestep_psnr']:.2f} dB, copy {out['copy_psnr']:.2f} dB; memory use")
     out.update(memory_use_figures(model, arr, targets[:256], None if memory is None else tuple(x[:256] for x in memory)))
+    transitions = arr.window_starts(2)
+    out.update(reward_figures(model, arr.frames, arr.actions, arr.rewards, transitions))
+    print(f"[worldmodel] reward head on {len(transitions)} held-out transitions ({out['reward_steps']} rewarded): "
+          f"recall {out['reward_recall']:.2f}, false positives {out['reward_false_positive_rate']:.4f}")
     long_windows = arr.window_starts(k + 16)
     r_starts = rng.choice(long_windows, min(rollout_starts, len(long_windows)), replace=False)
     print(f"[worldmodel] {len(r_starts)} open-loop rollouts of 16 steps")

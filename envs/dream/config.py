@@ -123,7 +123,8 @@ class DreamConfig:
         return Path(self.checkpoint) if self.checkpoint else default_checkpoint(self.source)
 
 
-DEFAULT_CHECKPOINTS = {"miniworld": "checkpoints/memoryrooms.safetensors"}
+DEFAULT_CHECKPOINTS = {"miniworld": "checkpoints/memoryrooms.safetensors",
+                       "memorymaze9": "checkpoints/memorymaze9x9.safetensors"}
 
 
 def default_checkpoint(source: str) -> Path:

@@ -106,33 +106,38 @@ class DreamCore:
     def reset_worlds(self, worlds: list[int], seeds: list[int], contexts: list[dict | None]) -> None:
         """Start each world in ``worlds`` from a given context or a start segment chosen by its seed.
 
-        A context is ``{"frames": (K, 64, 64, 3) uint8, "actions": (K,), "poses": (K, 3)}`` where
-        ``actions[j]`` led into frame j (the first may be 0 if unknown); memory is emptied and the
-        context frames are written to it.
+        A context is ``{"frames": (L, 64, 64, 3) uint8, "actions": (L,), "poses": (L, 3)}``, L >= K the same for
+        every world, where ``actions[j]`` led into frame j (the first may be 0 if unknown); memory is emptied and
+        every context frame written to it (steps -L+1 .. 0), the last K are the denoiser's context.
         """
         segs = [c if c is not None else self.starts.pick(np.random.default_rng(s)) for c, s in zip(contexts, seeds)]
-        frames = torch.stack([torch.as_tensor(np.asarray(c["frames"])) for c in segs])
-        if frames.shape[1:] != (self.k, 64, 64, 3) or frames.dtype != torch.uint8:
-            raise ValueError(f"context frames must be uint8 ({self.k}, 64, 64, 3), "
-                             f"got {frames.dtype} {tuple(frames.shape[1:])}")
+        frames = [torch.as_tensor(np.asarray(c["frames"])) for c in segs]
+        n_ctx = len(frames[0])
+        if any(f.shape != (n_ctx, 64, 64, 3) or f.dtype != torch.uint8 for f in frames) or n_ctx < self.k:
+            raise ValueError(f"context frames must be uint8 (L, 64, 64, 3), L >= {self.k} and the same in every world, "
+                             f"got {[(f.dtype, tuple(f.shape)) for f in frames]}")
         acts = torch.stack([torch.as_tensor(np.asarray(c["actions"])).long() for c in segs])
         poses = torch.stack([torch.as_tensor(np.asarray(c["poses"]), dtype=torch.float32) for c in segs]).to(self.device)
-        if acts.shape[1:] != (self.k,) or poses.shape[1:] != (self.k, 3):
-            raise ValueError(f"context actions must be ({self.k},) and poses ({self.k}, 3)")
+        if acts.shape[1:] != (n_ctx,) or poses.shape[1:] != (n_ctx, 3):
+            raise ValueError(f"context actions must be ({n_ctx},) and poses ({n_ctx}, 3), as its frames")
+        if self.memory.kind != "none" and n_ctx > self.memory.capacity:
+            raise ValueError(f"a context of {n_ctx} frames does not fit a memory of {self.memory.capacity}: raise "
+                             f"memory_capacity")
         w = torch.tensor(worlds, dtype=torch.long, device=self.device)
         mask = torch.zeros(self.n, dtype=torch.bool, device=self.device)
         mask[w] = True
-        self.ctx[w] = self.model.encode(frames.to(self.device))
-        self.ctx_actions[w] = acts.to(self.device)
+        latents = torch.stack([self.model.encode(f.to(self.device)) for f in frames])     # one world at a time
+        self.ctx[w] = latents[:, -self.k:]
+        self.ctx_actions[w] = acts[:, -self.k:].to(self.device)
         self.pose[w], self.t[w] = poses[:, -1], 0
-        self.frames[w.cpu()] = frames[:, -1]
+        self.frames[w.cpu()] = torch.stack([f[-1] for f in frames])
         self.memory.reset(mask)
         slots = []
-        for j in range(self.k):      # the context frames are memory's first entries, at steps -K+1 .. 0
+        for j in range(n_ctx):      # the context frames are memory's first entries, at steps -L+1 .. 0
             lat, pz = torch.zeros_like(self.ctx[:, 0]), self.pose.clone()
-            lat[w], pz[w] = self.ctx[w, j], poses[:, j]
-            slots.append(self.memory.write(lat, pz, torch.full((self.n,), j - self.k + 1, device=self.device), mask)[w])
-        self.views.remember_context(w, torch.stack(slots, 1), self.ctx[w])
+            lat[w], pz[w] = latents[:, j], poses[:, j]
+            slots.append(self.memory.write(lat, pz, torch.full((self.n,), j - n_ctx + 1, device=self.device), mask)[w])
+        self.views.remember_context(w, torch.stack(slots, 1), latents)
         self.task.reset(mask, self.pose)
         for i, s in zip(worlds, seeds):
             self.generators[i].manual_seed(int(s))

@@ -40,11 +40,11 @@ class StoredViews:
         self.map_has_depth = torch.zeros(self.map_depth.shape[0], dtype=torch.bool, device=device)
 
     def remember_context(self, worlds: torch.Tensor, slots: torch.Tensor, latents: torch.Tensor) -> None:
-        """After a reset: the context ``latents (W, K, C, h, w)`` of ``worlds (W,)`` went to ``slots (W, K)``."""
+        """After a reset: the context ``latents (W, L, C, h, w)`` of ``worlds (W,)`` went to ``slots (W, L)``."""
         if not self.paints:
             return
         with self.autocast():
-            frames = self.model.decode(latents)                  # (W, K, 64, 64, 3), once per reset
+            frames = self.model.decode(latents)                  # (W, L, 64, 64, 3), once per reset
         self.slot_frames[worlds[:, None], slots] = frames
         if self.cfg.move:
             self.slot_has_depth[worlds[:, None], slots] = False
