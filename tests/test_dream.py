@@ -113,6 +113,23 @@ def test_reset_from_a_given_context(tiny_checkpoint, tiny_dataset):
     np.testing.assert_array_equal(info["pose"], ep.poses[1])
 
 
+def test_a_long_context_goes_whole_into_memory_and_its_last_frames_are_the_context(tiny_checkpoint, tiny_dataset):
+    from envs.dream.core import DreamCore
+
+    ep = tiny_dataset[1][0]
+    ctx = {"frames": ep.frames[:7], "actions": np.r_[0, ep.actions[:6]], "poses": ep.poses[:7]}
+    core = DreamCore(DreamConfig(checkpoint=str(tiny_checkpoint), memory="fov", memory_capacity=8), 1)
+    core.reset_worlds([0], [0], [ctx])
+    assert core.memory.store.used() == 7
+    torch.testing.assert_close(core.ctx[0], core.model.encode(torch.from_numpy(ep.frames[5:7])))
+    torch.testing.assert_close(core.memory.store.latents[0, :7], core.model.encode(torch.from_numpy(ep.frames[:7])))
+    np.testing.assert_array_equal(core.frames[0].numpy(), ep.frames[6])
+    with pytest.raises(ValueError, match="raise memory_capacity"):
+        core.reset_worlds([0], [0], [{k: np.concatenate([v, v[:2]]) for k, v in ctx.items()}])
+    with pytest.raises(ValueError, match="L >= 2"):
+        core.reset_worlds([0], [0], [{k: v[:1] for k, v in ctx.items()}])
+
+
 def test_sb3_adapter_trains_ppo(tiny_checkpoint):
     from stable_baselines3 import PPO
 

@@ -48,17 +48,15 @@ class Trial:
         return {"frames": self.context_frames, "actions": self.context_actions, "poses": self.context_poses}
 
     def last_seen(self, pos_tol: float = 0.5, yaw_tol: float = 0.5) -> np.ndarray:
-        """Per target: steps since a pose within (``pos_tol`` units, ``yaw_tol`` rad) of it was last held in the
-        real frames before it (context and earlier targets, the step just before excluded), -1 if never."""
-        poses = np.concatenate([self.context_poses, self.poses])
+        """Per target: steps since a pose within (``pos_tol`` units, ``yaw_tol`` rad) of it was last held in the real
+        context (whose views memory holds), -1 if never there."""
         c, out = len(self.context_poses), np.full(len(self.poses), -1)
-        for i in range(len(self.poses)):
-            t = c + i
-            d = np.linalg.norm(poses[: t - 1, :2] - poses[t, :2], axis=1)
-            dyaw = np.abs(np.remainder(poses[: t - 1, 2] - poses[t, 2] + np.pi, 2 * np.pi) - np.pi)
+        for i, p in enumerate(self.poses):
+            d = np.linalg.norm(self.context_poses[:, :2] - p[:2], axis=1)
+            dyaw = np.abs(np.remainder(self.context_poses[:, 2] - p[2] + np.pi, 2 * np.pi) - np.pi)
             hit = np.flatnonzero((d < pos_tol) & (dyaw < yaw_tol))
             if len(hit):
-                out[i] = t - hit[-1]
+                out[i] = c + i - hit[-1]
         return out
 
 

@@ -120,7 +120,7 @@ class DreamCore:
         poses = torch.stack([torch.as_tensor(np.asarray(c["poses"]), dtype=torch.float32) for c in segs]).to(self.device)
         if acts.shape[1:] != (n_ctx,) or poses.shape[1:] != (n_ctx, 3):
             raise ValueError(f"context actions must be ({n_ctx},) and poses ({n_ctx}, 3), as its frames")
-        if self.memory.kind != "none" and n_ctx > self.memory.capacity:
+        if self.memory.kind not in ("none", "stateful") and n_ctx > self.memory.capacity:   # a ring: it would overwrite
             raise ValueError(f"a context of {n_ctx} frames does not fit a memory of {self.memory.capacity}: raise "
                              f"memory_capacity")
         w = torch.tensor(worlds, dtype=torch.long, device=self.device)
