@@ -30,6 +30,7 @@ def main(cfg: DictConfig) -> None:
     base = dream_config(cfg.dream)
     if base.source in MAZE_SOURCES:
         mcfg = maze_memory_config(cfg)      # before any run folder
+        mcfg.check(base)
         torch.set_num_threads(int(cfg.threads))
         run = make_run_dir("eval-revisit-maze", cfg.runs_root)
         save_config(run, cfg)

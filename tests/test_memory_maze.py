@@ -149,15 +149,17 @@ def test_trials_walk_the_context_back_and_go_on_at_random(maze):
 
     retrieval, reasoning = real_trials(maze, 5, retrieval=(12, 10), reasoning=(16, 6))
     assert retrieval.context_frames.shape == (12, 64, 64, 3) and retrieval.truth.shape == (10, 64, 64, 3)
-    np.testing.assert_array_equal(retrieval.poses, retrieval.context_poses[11:1:-1])      # the last pose first
+    np.testing.assert_array_equal(retrieval.poses, retrieval.context_poses[10:0:-1])      # from the one before last
     # the true view at a pose walked back is the frame seen there (but for the ball's bob)
-    assert np.abs(retrieval.truth.astype(int) - retrieval.context_frames[11:1:-1]).mean() < 1.0
-    assert retrieval.actions[0] == 0 and set(retrieval.actions[1:]) <= set(MIRRORED.tolist())
+    assert np.abs(retrieval.truth.astype(int) - retrieval.context_frames[10:0:-1]).mean() < 1.0
+    assert set(retrieval.actions) <= set(MIRRORED.tolist())
     np.testing.assert_array_equal(reasoning.context_frames[:12], retrieval.context_frames)
     assert reasoning.truth.shape == (6, 64, 64, 3) and reasoning.poses.shape == (6, 3)
     assert (retrieval.last_seen() > 0).all()        # every place walked back to was seen in the context
     with pytest.raises(ValueError, match="walks its context back"):
-        real_trials(maze, 5, retrieval=(12, 13), reasoning=(16, 6))
+        real_trials(maze, 5, retrieval=(12, 12), reasoning=(16, 6))
+    with pytest.raises(ValueError, match="does not fit a Memory Maze episode"):
+        real_trials(maze, 5, retrieval=(12, 10), reasoning=(900, 224))
 
 
 def test_retrieval_with_views_reused_at_the_true_poses_scores_the_autoencoders_round_trip(maze, tmp_path):
@@ -175,9 +177,11 @@ def test_retrieval_with_views_reused_at_the_true_poses_scores_the_autoencoders_r
     dream = DreamConfig(source="memorymaze9", checkpoint=str(tmp_path / "maze.safetensors"), memory="fov",
                         views=StoredViewsConfig(reuse_max_sq_dist=0.001))
     gen, _ = dream_trials(model, trials, dream, true_pose=True)
-    back = np.stack([t.context_frames[9:1:-1] for t in trials])
+    back = np.stack([t.context_frames[8:0:-1] for t in trials])
     round_trip = model.decode(model.encode(torch.from_numpy(back))).numpy()
-    assert np.abs(gen.astype(int) - round_trip).mean() < 0.5
+    # the first step back goes to a frame still in the denoiser's context (K = 2), which memory does not read
+    assert np.abs(gen[:, 1:].astype(int) - round_trip[:, 1:]).mean() < 0.5
+    round_trip[:, 0] = gen[:, 0]
     got, gaps = score_trials(trials, gen)
     truth = np.stack([t.truth for t in trials])
     assert got["psnr"] == pytest.approx(psnr(round_trip.reshape(-1, 64, 64, 3), truth.reshape(-1, 64, 64, 3)), abs=0.2)
@@ -197,3 +201,6 @@ def test_retrieval_with_views_reused_at_the_true_poses_scores_the_autoencoders_r
     assert res["model"]["gflop_per_frame"] > 0 and "published" in (tmp_path / "results.md").read_text()
     with pytest.raises(ValueError, match="unknown memory kind"):
         MazeMemoryConfig(memories=["nope"])
+    with pytest.raises(ValueError, match="holds other trials"):          # a stale trials file is not reused
+        maze_memory_benchmark(MazeMemoryConfig(episodes=1, first_seed=8, retrieval=(8, 5), reasoning=(10, 4),
+                                               trials=str(tmp_path / "trials.npz")), dream, tmp_path)

@@ -66,6 +66,21 @@ def real_steps_per_s(source: str, n: int, seconds: float, processes: int = 0) ->
         return pool.submit(_real_steps_per_s, source, n, seconds).result()
 
 
+def _real_steps_per_s(source: str, n: int, seconds: float) -> float:
+    import gymnasium as gym
+    from gymnasium.vector import AutoresetMode
+
+    import envs
+
+    vec = gym.make_vec(envs.REAL_IDS[source], num_envs=n, vectorization_mode="sync",
+                       vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP})
+    vec.reset(seed=0)
+    rng = np.random.default_rng(0)
+    dt = time_call(lambda: vec.step(rng.integers(0, 3, n)), min_seconds=seconds)
+    vec.close()
+    return n / dt
+
+
 def source_steps_per_s(seconds: float) -> dict:
     """Steps/s of each real source alone (single env, random actions); ``None`` for one not installed."""
     from envs.sources import make_source

@@ -2,18 +2,21 @@
 memory, then frames to generate, each scored against the true view.
 
 - *retrieval*: ``context`` frames of the maze explorer, then the same path walked back (its poses in reverse
-  order, the last first), whose true views are rendered at those poses (``render_at``);
+  order, from the one before the last to the first), whose true views are rendered at those poses
+  (``render_at``) right when the context ends, so the border shows the target colour of that moment;
 - *reasoning*: ``context`` frames of the explorer, then ``generated`` steps of uniformly random actions
   stepped in the real env (its frames are the truth).
 
 One real run per seed (a held-out layout) gives both: the explorer for the reasoning context (the retrieval
-context is its first frames), then the random steps, then the walk back rendered. The Memory Maze has no
-backward action, so a step back along the path is given to the dream as its turn mirrored (left <-> right,
-forward parts dropped); in the true-pose runs the pose, not the action, moves the dream.
+context is its first frames, its walk back rendered as they end), then the random steps. The Memory Maze has
+no backward action, so a step back along the path is given to the denoiser as its turn mirrored (left <->
+right, a forward part as nothing): no action explains the step, which handicaps a dream without memory; the
+true pose moves the dream and picks what memory reads.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -60,36 +63,57 @@ class Trial:
         return out
 
 
-def explore(env, seed: int, steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def explore(env, seed: int, steps: int, at: int = -1,
+            then: Callable[[np.ndarray], None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``steps`` steps of the maze explorer from ``reset(seed)``: frames and poses ``(steps+1, ...)``, and the actions
-    into each frame ``(steps+1,)`` (0 before the first)."""
+    into each frame ``(steps+1,)`` (0 before the first); ``then(poses so far (at+1, 3))`` is called on reaching
+    frame ``at``."""
     act = MazeRevisitPolicy(np.random.default_rng(seed), env)
     obs, info = env.reset(seed=seed)
     frames, poses, actions = [obs], [info["pose"]], [0]
-    for _ in range(steps):
+    for t in range(steps + 1):
+        if t == at and then is not None:
+            then(np.stack(poses).astype(np.float32))
+        if t == steps:
+            break
         a = act(info)
         obs, _, _, _, info = env.step(a)
         frames.append(obs), poses.append(info["pose"]), actions.append(a)
     return np.stack(frames), np.stack(poses).astype(np.float32), np.array(actions, np.int64)
 
 
+def check_lengths(retrieval: tuple[int, int], reasoning: tuple[int, int], episode_steps: int = 1000) -> None:
+    """``ValueError`` unless both are (context, generated) pairs of positive lengths that one real run holds: the
+    retrieval context is the start of the reasoning one, the walk back at most its context less one frame, and
+    the whole run within a Memory Maze episode (``episode_steps``)."""
+    for name, pair in (("retrieval", retrieval), ("reasoning", reasoning)):
+        if len(pair) != 2 or min(pair) < 1:
+            raise ValueError(f"{name} must be [context frames, generated frames], both >= 1, got {list(pair)}")
+    (rc, rg), (qc, qg) = retrieval, reasoning
+    if not rg <= rc - 1:
+        raise ValueError(f"retrieval walks its context back from the frame before its last: at most {rc - 1} "
+                         f"generated frames, got {rg}")
+    if rc > qc:
+        raise ValueError(f"the retrieval context is the start of the reasoning one: {rc} > {qc} frames")
+    if qc - 1 + qg > episode_steps:
+        raise ValueError(f"one real run of {qc - 1 + qg} steps does not fit a Memory Maze episode of {episode_steps}")
+
+
 def real_trials(env, seed: int, retrieval: tuple[int, int], reasoning: tuple[int, int]) -> list[Trial]:
     """Both trials of one layout (``reset(seed)``): ``retrieval`` and ``reasoning`` are (context, generated) frames."""
+    check_lengths(retrieval, reasoning)
     (rc, rg), (qc, qg) = retrieval, reasoning
-    if not rg <= rc <= qc:
-        raise ValueError(f"retrieval walks its context back (at most {rc} generated frames, got {rg}) and its context "
-                         f"is the start of the reasoning one ({rc} <= {qc} frames)")
-    frames, poses, actions = explore(env, seed, qc - 1)
+    back = np.arange(rc - 2, rc - 2 - rg, -1)         # the path walked back from the pose before the last
+    rendered: list[np.ndarray] = []
+    frames, poses, actions = explore(env, seed, qc - 1, at=rc - 1,
+                                     then=lambda seen: rendered.extend(env.render_at(p) for p in seen[back]))
     q_actions = np.random.default_rng(seed + 1).integers(0, env.action_space.n, qg)
     q_frames, q_poses = [], []
     for a in q_actions:        # the explorer's run goes on with random actions
         obs, _, _, _, info = env.step(int(a))
         q_frames.append(obs), q_poses.append(info["pose"])
-    back = np.arange(rc - 1, rc - 1 - rg, -1)         # the retrieval path walked back, its last pose first
-    b_poses = poses[back]
-    b_truth = np.stack([env.render_at(p) for p in b_poses])
-    b_actions = np.concatenate([[0], MIRRORED[actions[back[:-1]]]])   # undoes the step into back[i-1]
-    return [Trial("retrieval", seed, frames[:rc], poses[:rc], actions[:rc], b_actions, b_poses, b_truth),
+    b_actions = MIRRORED[actions[back + 1]]           # undoes the step into back[i] + 1
+    return [Trial("retrieval", seed, frames[:rc], poses[:rc], actions[:rc], b_actions, poses[back], np.stack(rendered)),
             Trial("reasoning", seed, frames[:qc], poses[:qc], actions[:qc], q_actions.astype(np.int64),
                   np.stack(q_poses).astype(np.float32), np.stack(q_frames))]
 
