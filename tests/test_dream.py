@@ -130,6 +130,20 @@ def test_a_long_context_goes_whole_into_memory_and_its_last_frames_are_the_conte
         core.reset_worlds([0], [0], [{k: v[:1] for k, v in ctx.items()}])
 
 
+def test_reuse_finds_the_view_stored_at_the_pose_even_when_the_read_left_it_out(tiny_checkpoint, tiny_dataset):
+    from envs.dream.core import DreamCore
+
+    ep = tiny_dataset[1][0]
+    ctx = {"frames": ep.frames[:7], "actions": np.r_[0, ep.actions[:6]], "poses": ep.poses[:7]}
+    core = DreamCore(DreamConfig(checkpoint=str(tiny_checkpoint), memory="recency",
+                                 views={"reuse_max_sq_dist": 0.001}), 1)
+    core.reset_worlds([0], [0], [ctx])
+    out = core.step(torch.tensor([0]), true_pose=torch.from_numpy(ep.poses[:1]))
+    assert 0 not in out["memory_indices"][0].tolist()          # recency read the latest frames, not the first
+    expected = core.model.decode(core.memory.store.latents[0, :1])[0]
+    np.testing.assert_array_equal(out["frames"][0].numpy(), expected.numpy())
+
+
 def test_sb3_adapter_trains_ppo(tiny_checkpoint):
     from stable_baselines3 import PPO
 

@@ -164,7 +164,7 @@ class DreamCore:
         noise = torch.stack([torch.randn(last.shape[1:], generator=g, device=self.device) for g in self.generators])
         with self._autocast():
             z = self._sample(noise, read).float()
-        z, reused = self.views.reuse(z, read)
+        z, reused = self.views.reuse(z, read, self.memory.nearest_stored(new_pose) if self.views.reuses else None)
         z = torch.where(blocked[:, None, None, None], last, z)     # a blocked move shows the same view, as in the real env
         with self._autocast():
             drawn = self.model.decode(z)

@@ -123,6 +123,15 @@ class DreamMemory:
         return MemoryRead(got * r.mask[..., None, None, None], rel, r.mask,
                           r.indices.masked_fill(~r.mask | (r.indices >= e), -1), map_indices)
 
+    def nearest_stored(self, query_pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Over everything stored (not only what a read picked): the squared pose distance ``(N,)`` of the entry
+        nearest ``query_pose (N, 3)`` (inf where none) and its latent ``(N, C, H, W)``; None without memory."""
+        if self.kind == "none":
+            return None
+        s, e = self.store, self._used()
+        dist, j = nearest_pose(relative_pose(s.poses[:, :e], query_pose[:, None]), s.valid[:, :e])
+        return dist, s.latents[torch.arange(self.n_worlds, device=j.device), j]
+
     def _with_map(self, query_pose: torch.Tensor, lat: torch.Tensor, poses: torch.Tensor, steps: torch.Tensor,
                   valid: torch.Tensor, vis: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The bank's candidates ``(N, E, ...)`` followed by the map's entries nearest each query, stored at

@@ -29,6 +29,7 @@ class StoredViews:
         self.cfg, self.model, self.autocast, self.scene_map = cfg, model, autocast, scene_map
         # views are painted from what memory holds: with no memory (capacity 0) there is nothing to paint
         self.paints = cfg.paints and capacity > 0
+        self.reuses = cfg.reuses and capacity > 0
         slots = capacity if self.paints else 0
         self.slot_frames = torch.zeros(n_worlds, slots, 64, 64, 3, dtype=torch.uint8, device=device)
         self.slot_depth = torch.zeros(n_worlds, slots if cfg.move else 0, 64, 64, device=device)
@@ -58,9 +59,18 @@ class StoredViews:
         if self.cfg.move:
             self.slot_has_depth[ar, slots] = False
 
-    def reuse(self, z: torch.Tensor, read: MemoryRead) -> tuple[torch.Tensor, torch.Tensor]:
-        """The sample ``z (N, C, h, w)`` with a view stored at (nearly) the query pose in its place; which reused."""
-        return reuse_stored_view(z, read, self.cfg.reuse_max_sq_dist)
+    def reuse(self, z: torch.Tensor, read: MemoryRead,
+              nearest: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The sample ``z (N, C, h, w)`` with a view stored at (nearly) the query pose in its place; which reused.
+        The view comes from the read (which holds the scene map's entries) or, failing that, from ``nearest``
+        (``DreamMemory.nearest_stored``): a read picks M views by its own measure, which in a maze (view wedges
+        ignore walls) often leaves out the one stored at the very pose."""
+        z, hit = reuse_stored_view(z, read, self.cfg.reuse_max_sq_dist)
+        if nearest is None or self.cfg.reuse_max_sq_dist <= 0:
+            return z, hit
+        dist, latent = nearest
+        use = (dist < self.cfg.reuse_max_sq_dist) & ~hit
+        return torch.where(use[:, None, None, None], latent.to(z.dtype), z), hit | use
 
     def paint(self, z: torch.Tensor, drawn: torch.Tensor, read: MemoryRead,
               skip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
