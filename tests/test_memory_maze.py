@@ -186,6 +186,10 @@ def test_retrieval_with_views_reused_at_the_true_poses_scores_the_autoencoders_r
     truth = np.stack([t.truth for t in trials])
     assert got["psnr"] == pytest.approx(psnr(round_trip.reshape(-1, 64, 64, 3), truth.reshape(-1, 64, 64, 3)), abs=0.2)
     assert score_trials(trials, truth)[0]["psnr"] == 100.0 and len(gaps) == 16
+    recoloured = truth.copy()
+    recoloured[:, :, :2] = 255 - recoloured[:, :, :2]            # another target's colour in the top border rows
+    moved = score_trials(trials, recoloured)[0]
+    assert moved["psnr_inside_border"] == 100.0 and moved["psnr"] < 40
     save_trials(tmp_path / "t.npz", trials)
     again = load_trials(tmp_path / "t.npz")
     assert [(t.protocol, t.seed) for t in again] == [("retrieval", 6), ("retrieval", 7)]
