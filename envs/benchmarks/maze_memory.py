@@ -16,19 +16,16 @@ window on uint8 frames (``worldmodels.metrics.ssim``), not the usual 11x11 Gauss
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from envs.benchmarks.revisit import NoStarts
+from envs.benchmarks.revisit import dream_from_contexts
 from envs.benchmarks.revisit_plots import plot_gaps, write_gif
 from envs.data.maze_trials import PROTOCOLS, Trial, build_trials, check_lengths, load_trials, save_trials
 from envs.dream.config import DreamConfig, StoredViewsConfig
-from envs.dream.core import DreamCore
-from envs.tasks import TaskConfig
 from memory import MEMORY_KINDS
 from worldmodels.flops import count_flops
 from worldmodels.metrics import psnr, psnr_per_frame, ssim
@@ -108,18 +105,10 @@ def trials_for(cfg: MazeMemoryConfig, source: str) -> list[Trial]:
 def dream_trials(model: WorldModel, trials: list[Trial], dream: DreamConfig, true_pose: bool) -> tuple[np.ndarray, float]:
     """Every trial dreamed at once (one world each; same lengths): reset on its real context, then its actions
     (and, with ``true_pose``, its true poses). Returns the generated frames ``(P, G, 64, 64, 3)`` and steps/s."""
-    cfg = replace(dream, task=TaskConfig("reach", goal=(1e3, 1e3)), max_episode_steps=100_000,
-                  memory_capacity=max(dream.memory_capacity, len(trials[0].context_frames) + len(trials[0].actions) + 8))
-    core = DreamCore(cfg, len(trials), model=model, starts=NoStarts())
-    core.reset_worlds(list(range(len(trials))), [t.seed for t in trials], [t.context() for t in trials])
-    g = len(trials[0].actions)
-    out = np.zeros((len(trials), g, 64, 64, 3), np.uint8)
-    acts = torch.from_numpy(np.stack([t.actions for t in trials]))
-    poses = torch.from_numpy(np.stack([t.poses for t in trials]))
-    t0 = time.perf_counter()
-    for i in range(g):
-        out[:, i] = core.step(acts[:, i], poses[:, i] if true_pose else None)["frames"].numpy()
-    return out, len(trials) * g / (time.perf_counter() - t0)
+    frames, _, steps_per_s = dream_from_contexts(model, dream, [t.context() for t in trials], [t.seed for t in trials],
+                                                 np.stack([t.actions for t in trials]),
+                                                 np.stack([t.poses for t in trials]) if true_pose else None)
+    return frames, steps_per_s
 
 
 def score_trials(trials: list[Trial], generated: np.ndarray) -> tuple[dict, list[tuple[int, float]]]:

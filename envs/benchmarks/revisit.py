@@ -121,6 +121,24 @@ class NoStarts:
         raise RuntimeError("this dream's resets always give a context")
 
 
+def dream_from_contexts(model: WorldModel, dream: DreamConfig, contexts: list[dict], seeds: list[int],
+                        actions: np.ndarray, true_poses: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """One world per real context (``DreamCore.reset_worlds``), stepped with ``actions (P, G)`` (and, if given, to
+    ``true_poses (P, G, 3)``) in the dream ``dream``, its task replaced by one that never ends and its memory large
+    enough for the longest context and every step. Returns frames ``(P, G, 64, 64, 3)``, poses ``(P, G, 3)``, steps/s."""
+    capacity = max(dream.memory_capacity, len(contexts[0]["frames"]) + actions.shape[1] + 8)
+    cfg = replace(dream, task=TaskConfig("reach", goal=(1e3, 1e3)), max_episode_steps=100_000, memory_capacity=capacity)
+    core = DreamCore(cfg, len(contexts), model=model, starts=NoStarts())
+    core.reset_worlds(list(range(len(contexts))), seeds, contexts)
+    frames = np.zeros((*actions.shape, 64, 64, 3), np.uint8)
+    poses = np.zeros((*actions.shape, 3), np.float32)
+    t0 = time.perf_counter()
+    for j in range(actions.shape[1]):
+        step = core.step(torch.from_numpy(actions[:, j]), None if true_poses is None else torch.from_numpy(true_poses[:, j]))
+        frames[:, j], poses[:, j] = step["frames"].numpy(), step["pose"].numpy()
+    return frames, poses, actions.size / (time.perf_counter() - t0)
+
+
 def dream_paths(model: WorldModel, paths: list[RevisitPath], dream: DreamConfig,
                 true_pose: bool = False) -> tuple[np.ndarray, float, np.ndarray]:
     """Dream every path at once (one world each) from its real context with its actions, in the dream ``dream``
@@ -130,25 +148,17 @@ def dream_paths(model: WorldModel, paths: list[RevisitPath], dream: DreamConfig,
     and the dream's own poses ``(P, T+1, 3)`` (the real ones over the context). ``true_pose``: the dream
     steps to the real poses instead of its heads' (a diagnostic: what is left once the pose cannot drift).
     """
-    cfg = replace(dream, task=TaskConfig("reach", goal=(1e3, 1e3)), max_episode_steps=10_000)
-    core = DreamCore(cfg, len(paths), model=model, starts=NoStarts())
-    core.reset_worlds(list(range(len(paths))), [p.seed for p in paths], [p.context() for p in paths])
     k, t_max = paths[0].k, max(len(p.frames) for p in paths)
-    out = np.zeros((len(paths), t_max, 64, 64, 3), np.uint8)
-    poses = np.zeros((len(paths), t_max, 3), np.float32)
-    for i, p in enumerate(paths):
-        out[i, :k], poses[i, :k] = p.frames[:k], p.poses[:k]
     acts = np.zeros((len(paths), t_max - k), np.int64)
     for i, p in enumerate(paths):
         a = p.dream_actions()
         acts[i, : len(a)] = a
     real_poses = np.stack([np.concatenate([p.poses, np.repeat(p.poses[-1:], t_max - len(p.poses), 0)]) for p in paths])
-    t0 = time.perf_counter()
-    for j in range(t_max - k):
-        step = core.step(torch.from_numpy(acts[:, j]), torch.from_numpy(real_poses[:, k + j]) if true_pose else None)
-        out[:, k + j], poses[:, k + j] = step["frames"].numpy(), step["pose"].numpy()
-    steps_per_s = len(paths) * (t_max - k) / (time.perf_counter() - t0)
-    return out, steps_per_s, poses
+    frames, poses, steps_per_s = dream_from_contexts(model, dream, [p.context() for p in paths], [p.seed for p in paths],
+                                                     acts, real_poses[:, k:] if true_pose else None)
+    context_frames = np.stack([p.frames[:k] for p in paths])
+    return (np.concatenate([context_frames, frames], 1), steps_per_s,
+            np.concatenate([real_poses[:, :k], poses], 1))
 
 
 def revisit_benchmark(cfg: RevisitConfig, base: DreamConfig, out: Path) -> dict:
