@@ -15,6 +15,7 @@ COMMANDS = {
     "train-depth": "experiments.train_depth",
     "train-agent": "experiments.train_agent",
     "eval-agent": "experiments.eval_agent",
+    "loop": "experiments.loop",
     "eval-revisit": "experiments.eval_revisit",
     "bench": "experiments.bench",
     "play": "experiments.play",

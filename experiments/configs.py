@@ -11,6 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from agents.loop import LoopConfig, LoopSchedule
 from agents.train import AgentConfig
 from envs.benchmarks.maze_memory import MazeMemoryConfig
 from envs.benchmarks.revisit import RevisitConfig
@@ -62,7 +63,26 @@ def maze_memory_config(cfg: DictConfig) -> MazeMemoryConfig:
 def agent_config(cfg: DictConfig) -> AgentConfig:
     """The ``AgentConfig`` of a train-agent config: its keys, the ``algo`` group and the whole ``dream`` group."""
     return AgentConfig(algo=cfg.algo.name, hyperparams=_plain(cfg.algo.hyperparams), dream=dream_config(cfg.dream),
-                       **{k: cfg[k] for k in AGENT_KEYS})
+                       **{k: cfg[k] for k in AGENT_KEYS if k in cfg})
+
+
+def loop_config(cfg: DictConfig) -> LoopConfig:
+    """The loop's comparison: its agent (train-agent's keys, algo and dream groups), its ``worldmodel`` block over
+    train-worldmodel's config (the model the first cycle trains from scratch), its schedule, seeds and arms."""
+    from envs.sources import make_source
+
+    agent = agent_config(cfg)
+    env = make_source(agent.dream.source, max_episode_steps=2)
+    n_actions = int(env.action_space.n)
+    env.close()
+    unknown = set(cfg.worldmodel) - {"model", "memory", "train"}
+    if unknown:
+        raise ValueError(f"worldmodel takes model, memory and train blocks (as train-worldmodel), not {sorted(unknown)}")
+    wcfg = command_config("train_worldmodel", **_plain(cfg.worldmodel), dataset="(recorded by the loop)",
+                          heldout_episodes=0, progress=False)
+    wm = worldmodel_training(wcfg, "memworld loop " + " ".join(sys.argv[1:]), (agent.dream.source, n_actions))
+    return LoopConfig(agent=agent, worldmodel=wm, schedule=LoopSchedule(**_plain(cfg.schedule)),
+                      seeds=tuple(_plain(cfg.seeds)), arms=tuple(_plain(cfg.arms)), real_frames=int(cfg.real_frames))
 
 
 def collect_config(cfg: DictConfig) -> CollectConfig:
@@ -94,13 +114,17 @@ def model_config(m: DictConfig, source: str, n_actions: int) -> WorldModelConfig
         memory_m=int(m.memory_m))
 
 
-def worldmodel_training(cfg: DictConfig, command: str | None = None) -> WorldModelTraining:
+def worldmodel_training(cfg: DictConfig, command: str | None = None,
+                        source_actions: tuple[str, int] | None = None) -> WorldModelTraining:
     """train-worldmodel's run: the dataset's metadata (a missing dataset fails here) gives the model's source and
-    action count; ``command`` (default: this process's command line) is recorded in the checkpoint."""
-    meta = dataset_metadata(cfg.dataset)
+    action count, unless ``source_actions`` gives them (a dataset yet to be recorded); ``command`` (default: this
+    process's command line) is recorded in the checkpoint."""
+    if source_actions is None:
+        meta = dataset_metadata(cfg.dataset)
+        source_actions = (meta.get("source", "unknown"), int(meta["n_actions"]))
     mem = cfg.memory
     return WorldModelTraining(
-        dataset=str(cfg.dataset), model=model_config(cfg.model, meta.get("source", "unknown"), int(meta["n_actions"])),
+        dataset=str(cfg.dataset), model=model_config(cfg.model, *source_actions),
         train=TrainConfig(**_plain(cfg.train), heldout_episodes=int(cfg.heldout_episodes)),
         memory=MemoryDraws(int(mem.window), dict(_plain(mem.kinds)), float(mem.map_share), int(mem.map_candidates),
                            float(mem.map_cell), int(mem.map_yaw_bins)),

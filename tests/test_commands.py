@@ -303,16 +303,17 @@ def test_play_runs_headless(tmp_path, tiny_checkpoint):
 
 
 @pytest.mark.slow
-def test_agent_in_the_loop_cycle(tmp_path, tiny_checkpoint):
-    memworld("train-agent", "loop=true", "cycles=2", "dream.compile=false", "loop_collect_episodes=1", "loop_finetune_steps=2",
-             f"dream.checkpoint={tiny_checkpoint}", "total_timesteps=64", "n_envs=2", "eval_episodes=1",
-             "dream.max_episode_steps=15", "video_every=0", "algo.hyperparams.n_steps=32", "algo.hyperparams.batch_size=32",
-             "progress=false", "runs_root=" + str(tmp_path), cwd=tmp_path)
-    run = sorted(tmp_path.glob("train-agent-*"))[-1]
-    res = json.loads((run / "results.json").read_text())
-    assert [c["cycle"] for c in res["cycles"]] == [0, 1]
-    assert res["cycles"][1]["real_frames_used"] > res["cycles"][0]["real_frames_used"]
-    assert (run / "cycle1" / "world_model.safetensors").is_file() and (run / "loop_curve.png").is_file()
+def test_loop_command_runs_a_tiny_comparison(tmp_path):
+    memworld("loop", "seeds=[0]", "schedule.first_frames=30", "schedule.cycle_frames=30", "schedule.cycles=1",
+             "schedule.agent_steps_first=32", "n_envs=2", "eval_episodes=1", "real_frames=32", "dream.max_episode_steps=10",
+             "algo.hyperparams.n_steps=16", "algo.hyperparams.batch_size=32", "worldmodel.train.ae_steps=2",
+             "worldmodel.train.denoiser_steps=2", *("+worldmodel." + m for m in TINY_MODEL), "run_name=tiny",
+             "runs_root=" + str(tmp_path), cwd=tmp_path)
+    res = json.loads((tmp_path / "tiny" / "results.json").read_text())
+    assert [c["real_frames"] for c in res["curves"]["dream"]["0"]] == [30]
+    assert res["by_budget"]["real"][0]["real_frames"] == 30 and (tmp_path / "tiny" / "loop_curve.png").is_file()
+    bad = memworld("loop", "worldmodel.nonsense=1", "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
+    assert bad.returncode != 0 and "nonsense" in bad.stderr
 
 
 @pytest.mark.slow

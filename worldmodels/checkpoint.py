@@ -70,3 +70,14 @@ def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     except Exception as exc:  # safetensors raises SafetensorError, OSError, ... on damage
         raise CheckpointError(f"checkpoint {path} is corrupt or not a safetensors file: {exc}") from exc
     return tensors, meta
+
+
+def weights_fingerprint(module: torch.nn.Module) -> str:
+    """sha256 over a module's state (names, shapes and bytes, in name order): equal fingerprints, equal weights."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from worldmodels.autoencoder import encode_raw, to_unit
+from worldmodels.checkpoint import weights_fingerprint
 from worldmodels.edm import EDMLoss, augment_context, drop_context
 from geometry import pose_change, stalled
 from worldmodels.heads import DONE_POS_WEIGHT, pose_loss
@@ -115,7 +116,11 @@ class Trainer:
         torch.manual_seed(cfg.seed + self.dist.rank)
         self.rng = np.random.default_rng(cfg.seed + self.dist.rank)
         self.model = WorldModel(model_cfg).to(self.device)
-        self.memory_fn, self.writer, self.meta, self.progress = memory_fn, writer, meta or {}, progress
+        # the weights this run draws for itself, before any checkpoint is loaded: a run from scratch records them,
+        # so that anyone can check that no weight came from a model trained on other data
+        fresh = weights_fingerprint(self.model) if init is None and autoencoder is None else None
+        self.memory_fn, self.writer, self.progress = memory_fn, writer, progress
+        self.meta = {**(meta or {}), "fresh_weights_sha256": fresh}
         self.ema = EMA(self.model.denoiser, cfg.ema_decay)
         self.opt_ae = torch.optim.AdamW(self.model.autoencoder.parameters(), lr=cfg.ae_lr, weight_decay=0.0)
         self.opt_den = torch.optim.AdamW(self.model.denoiser.parameters(), lr=cfg.lr, weight_decay=1e-4)

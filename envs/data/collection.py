@@ -110,12 +110,13 @@ def make_policy(name: str, rng: np.random.Generator, env: SourceEnv) -> Callable
     return POLICIES[name](rng, env)
 
 
-def run_episode(env: SourceEnv, act: Callable[[dict], int], seed: int, max_steps: int) -> Episode:
-    """Step ``env`` from ``reset(seed)`` with ``act(info) -> action`` for at most ``max_steps``."""
+def run_episode(env: SourceEnv, act: Callable[[dict], int], seed: int, max_steps: int, sees: bool = False) -> Episode:
+    """Step ``env`` from ``reset(seed)`` with ``act(info) -> action`` (with ``sees``: ``act(obs, info)``, a policy
+    that looks) for at most ``max_steps``."""
     obs, info = env.reset(seed=seed)
     frames, poses, actions, rewards, terms, truncs = [obs], [info["pose"]], [], [], [], []
     for t in range(max_steps):
-        a = act(info)
+        a = act(obs, info) if sees else act(info)
         obs, r, term, trunc, info = env.step(a)
         trunc = trunc or (t == max_steps - 1 and not term)
         frames.append(obs), poses.append(info["pose"]), actions.append(a)

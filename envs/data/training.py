@@ -1,8 +1,8 @@
 """Training a world model on recorded play: the data side (frames or latents, the held-out split, the memory each
 target is trained with, start segments beside the checkpoint) joined to ``worldmodels``' ``Trainer``.
 
-``memworld train-worldmodel`` and the demo's retrain call ``train_world_model``; the agent-in-the-loop cycle
-calls ``finetune``."""
+``memworld train-worldmodel``, the demo's retrain and the agent in the loop (``memworld loop``) call
+``train_world_model``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from envs.data.dataset import Episode, FrameArrays, load_arrays, read_metadata
+from envs.data.dataset import FrameArrays, load_arrays, read_metadata
 from envs.data.encoded_dataset import autoencoder_fingerprint, is_encoded, load_encoded, read_encoded_meta
 from envs.data.memory_sampler import EpisodeMemorySampler, MemorySamplerConfig
 from envs.data.starts import StartSegments
@@ -184,19 +184,3 @@ def write_starts(out: Path, arrays: FrameArrays, k: int, seed: int, source_check
     if not same_data:
         print(f"warning: start segments copied from {source_checkpoint}, which was trained on other data")
     shutil.copyfile(src, StartSegments.path_beside(out))
-
-
-def finetune(ckpt: str, episodes: list[Episode], out: Path, steps: int) -> str:
-    """Fine-tune the denoiser and heads of ``ckpt`` on ``episodes`` (autoencoder frozen) in ``out``; returns the
-    new checkpoint's path, its start segments beside it."""
-    init = WorldModel.load(ckpt)
-    arrays = FrameArrays.from_episodes(episodes, init.cfg.n_actions)
-    mem = EpisodeMemorySampler(MemorySamplerConfig(init.cfg.memory_m), init.context) if init.cfg.denoiser.memory else None
-    tr = Trainer(init.cfg, TrainConfig(ae_steps=0, denoiser_steps=steps, lr=3e-4), arrays, None, out / "worldmodel",
-                 memory_fn=mem, meta={**init.meta, "finetuned_from": ckpt, "real_frames": len(arrays.frames)},
-                 init=init)
-    model = tr.fit()
-    path = out / "world_model.safetensors"
-    model.save(path)
-    StartSegments.from_arrays(arrays, model.context, 64).save(StartSegments.path_beside(path))
-    return str(path)
