@@ -1,7 +1,8 @@
 """The batched dream in plain torch: N worlds advance in one denoiser call per sampler step.
 
-Per world: K context latents and actions, the pose (integrated from the pose head), memory, step count, its own
-``torch.Generator``. A step, top to bottom: pose -> memory read at the new pose -> sample the next latent ->
+Per world: K context latents and actions, the pose (integrated from the pose head), memory, step count, its noise
+seed (the noise of a step is a function of the world's seed and step: ``worldmodels.noise``, one call for all
+worlds). A step, top to bottom: pose -> memory read at the new pose -> sample the next latent ->
 stored views (reuse, blocked, decode, paint) -> reward/termination heads -> task -> memory write. Nothing here
 knows about Gymnasium; the files it needs are loaded once, by ``DreamParts.load``.
 """
@@ -24,6 +25,7 @@ from envs.tasks import Task
 from geometry import compose
 from memory.scene_map import SceneMap
 from worldmodels.inference import inference_copy
+from worldmodels.noise import counter_normal
 from worldmodels.precision import uses_bf16
 from worldmodels.sampling import get_sampler, get_sigmas_karras
 from worldmodels.world_model import DONE_THRESHOLD, SamplerConfig, WorldModel
@@ -99,7 +101,7 @@ class DreamCore:
         self.pose = torch.zeros(n_worlds, 3, device=self.device)
         self.t = torch.zeros(n_worlds, dtype=torch.long, device=self.device)
         self.frames = torch.zeros(n_worlds, 64, 64, 3, dtype=torch.uint8)
-        self.generators = [torch.Generator(device=self.device) for _ in range(n_worlds)]
+        self.noise_seed = torch.zeros(n_worlds, dtype=torch.long, device=self.device)
         self.last_read = torch.full((n_worlds, mcfg.memory_m), -1, dtype=torch.long)
 
     @torch.no_grad()
@@ -139,8 +141,7 @@ class DreamCore:
             slots.append(self.memory.write(lat, pz, torch.full((self.n,), j - n_ctx + 1, device=self.device), mask)[w])
         self.views.remember_context(w, torch.stack(slots, 1), latents)
         self.task.reset(mask, self.pose)
-        for i, s in zip(worlds, seeds):
-            self.generators[i].manual_seed(int(s))
+        self.noise_seed[w] = torch.tensor([int(s) for s in seeds], dtype=torch.long, device=self.device)
         self.last_read[w.cpu()] = -1
 
     @torch.no_grad()
@@ -161,7 +162,7 @@ class DreamCore:
             new_pose = true_pose.to(self.pose)
             blocked = (new_pose - self.pose).abs().amax(1) < 1e-6
         read = self.memory.read(now, new_pose, last)
-        noise = torch.stack([torch.randn(last.shape[1:], generator=g, device=self.device) for g in self.generators])
+        noise = counter_normal(self.noise_seed, now, tuple(last.shape[1:]))
         with self._autocast():
             z = self._sample(noise, read).float()
         z, reused = self.views.reuse(z, read, self.memory.nearest_stored(new_pose) if self.views.reuses else None)
