@@ -31,6 +31,9 @@ from worldmodels.sampling import get_sampler, get_sigmas_karras
 from worldmodels.world_model import DONE_THRESHOLD, SamplerConfig, WorldModel
 
 
+ENCODE_CHUNK = 512     # frames per encoder call at a reset
+
+
 @dataclass
 class DreamParts:
     """Everything a dream reads from files: the model (the dream's own inference copy), start segments, the scene
@@ -128,7 +131,11 @@ class DreamCore:
         w = torch.tensor(worlds, dtype=torch.long, device=self.device)
         mask = torch.zeros(self.n, dtype=torch.bool, device=self.device)
         mask[w] = True
-        latents = torch.stack([self.model.encode(f.to(self.device)) for f in frames])     # one world at a time
+        flat = torch.stack(frames).reshape(-1, 64, 64, 3)
+        # all worlds' frames in chunks, not one call per world: a long context (the maze's 576 frames) in one call
+        # would hold gigabytes of encoder activations
+        latents = torch.cat([self.model.encode(c.to(self.device)) for c in flat.split(ENCODE_CHUNK)])
+        latents = latents.reshape(len(frames), n_ctx, *latents.shape[1:])
         self.ctx[w] = latents[:, -self.k:]
         self.ctx_actions[w] = acts[:, -self.k:].to(self.device)
         self.pose[w], self.t[w] = poses[:, -1], 0
