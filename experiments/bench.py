@@ -17,6 +17,7 @@ from envs.benchmarks.long_rollouts import LongRolloutConfig
 from envs.benchmarks.worldmodel import heldout_arrays, worldmodel_figures
 from envs.dream.config import DreamConfig
 from experiments.conf import dream_config
+from experiments.configs import command_config
 from experiments.runs import make_run_dir, save_config, write_results
 
 TARGETS = ("sources", "worldmodel", "dream", "longrun", "rollouts")
@@ -34,8 +35,12 @@ def measure(cfg: DictConfig, run: Path) -> dict:
         arr = heldout_arrays(cfg.heldout, dream.source, cfg.heldout_episodes)
         return worldmodel_figures(model, arr, cfg.samples, cfg.rollout_starts, cfg.seconds)
     if cfg.target == "dream":
-        return throughput.dream_throughput(dream, list(cfg.worlds), cfg.seconds, real=cfg.get("real", True),
-                                           real_processes=int(cfg.real_processes))
+        res = throughput.dream_throughput(dream, list(cfg.worlds), cfg.seconds, real=cfg.get("real", True),
+                                          real_processes=int(cfg.real_processes))
+        if cfg.clients.envs > 0:
+            ppo = OmegaConf.to_container(command_config("train_agent").algo.hyperparams)
+            res.update(throughput.sb3_client_steps_per_s(dream, int(cfg.clients.envs), int(cfg.clients.steps), ppo))
+        return res
     if cfg.target == "longrun":
         return throughput.longrun(dream, cfg.longrun_steps, cfg.longrun_worlds, cfg.longrun_episode_steps)
     return rollouts(dream, LongRolloutConfig(**OmegaConf.to_container(cfg.rollouts.run)), list(cfg.rollouts.memories),

@@ -103,8 +103,9 @@ def test_train_worldmodel_then_bench_and_revisit(tmp_path, tiny_dataset):
                 "exact_memory_no_context_psnr"):
         assert key in res
     memworld("bench", "target=dream", f"dream.checkpoint={ck}", "worlds=[1,2]", "seconds=0.05", "threads=1", root,
-             cwd=tmp_path)
+             "clients.envs=2", "clients.steps=64", cwd=tmp_path)
     res = results_of(tmp_path, "bench-dream")
+    assert res["clients_envs"] == 2 and res["ppo_single_envs_steps_per_s"] > 0 and res["ppo_batched_dream_steps_per_s"] > 0
     assert set(res["dream_steps_per_s"]) == {"1", "2"} and set(res["real_steps_per_s"]) == {"1", "2"}
     assert set(res["dream_steps_per_s_best_window"]) == {"1", "2"} and res["precision"] == "fp32"
     assert res["ceiling_gflops"] == max(res["ceiling_gflops_start"], res["ceiling_gflops_end"])

@@ -166,6 +166,34 @@ def test_sb3_adapter_sets_terminal_observation(tiny_checkpoint):
     assert infos[0]["TimeLimit.truncated"] in (True, False)
 
 
+def test_make_vec_env_gets_the_batched_dream(tiny_checkpoint):
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    from envs.dream.sb3 import batched_dream
+
+    kw = {"checkpoint": str(tiny_checkpoint), "memory": "fov"}
+    venv = make_vec_env("memworld/MemoryRooms-Dream-v0", n_envs=3, seed=5, vec_env_cls=batched_dream,
+                        env_kwargs={**kw, "max_episode_steps": 3})     # gym.make's TimeLimit: the dream's own limit
+    assert isinstance(venv, VecMonitor) and venv.num_envs == 3 and venv.venv.vec.core.n == 3
+    assert venv.venv.vec.core.cfg.memory == "fov" and venv.venv.vec.core.cfg.max_episode_steps == 3
+    direct = DreamSB3VecEnv(num_envs=3, max_episode_steps=3, **kw)
+    direct.seed(5)
+    a, b = venv.reset(), direct.reset()
+    np.testing.assert_array_equal(a, b)                 # the same batched dream as built by hand
+    for _ in range(3):
+        a, _, done, infos = venv.step(np.array([2, 0, 1]))
+        b, *_ = direct.step(np.array([2, 0, 1]))
+        np.testing.assert_array_equal(a, b)
+    assert done.all() and "episode" in infos[0]         # episode statistics, as Monitor gives them
+    with pytest.raises(TypeError, match="drop the wrappers"):
+        make_vec_env("memworld/MemoryRooms-Dream-v0", n_envs=2, vec_env_cls=batched_dream, env_kwargs=kw,
+                     wrapper_class=gym.wrappers.GrayscaleObservation)
+    with pytest.raises(TypeError, match="dream envs"):
+        batched_dream([lambda: Monitor(gym.make("CartPole-v1"))])
+
+
 def test_long_run_memory_is_bounded(tiny_checkpoint):
     env = DreamVectorEnv(num_envs=4, checkpoint=str(tiny_checkpoint), memory="fov", memory_capacity=64,
                          max_episode_steps=10_000)

@@ -7,6 +7,8 @@ import dataclasses
 import resource
 from pathlib import Path
 
+import time
+
 import numpy as np
 import torch
 
@@ -159,6 +161,31 @@ def dream_throughput(dream_cfg: DreamConfig, worlds: list[int], seconds: float, 
             "fraction_of_ceiling": achieved / ceiling,
             "fraction_of_ceiling_mean": max(dream.values()) * flops_step / 1e9 / ceiling,
             "real_processes": real_processes, "rss_mb_start": rss0, "rss_mb_end": rss_mb()}
+
+
+def sb3_client_steps_per_s(dream_cfg: DreamConfig, n_envs: int, steps: int, hyperparams: dict) -> dict:
+    """PPO's env-steps/s end to end (rollouts and updates) on ``n_envs`` dreams built by SB3's ``make_vec_env`` from
+    the registered id, as most clients build them: N one-world dreams stepped one after another (``DummyVecEnv``,
+    the default) against the same call with ``vec_env_cls=batched_dream`` (one dream of N worlds). One rollout of
+    warm-up, then ``steps`` env-steps timed; ``hyperparams``: PPO's (train-agent's ``algo/ppo.yaml``)."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from envs import DREAM_IDS
+    from envs.dream.sb3 import batched_dream
+
+    out = {"clients_envs": n_envs}
+    for name, cls in (("single_envs", None), ("batched_dream", batched_dream)):
+        venv = make_vec_env(DREAM_IDS[dream_cfg.source], n_envs=n_envs, seed=0, vec_env_cls=cls,
+                            env_kwargs={"config": dream_cfg})
+        model = PPO("CnnPolicy", venv, seed=0, verbose=0, **hyperparams)
+        model.learn(model.n_steps * n_envs)
+        t0 = time.perf_counter()
+        model.learn(steps, reset_num_timesteps=False)
+        out[f"ppo_{name}_steps_per_s"] = (model.num_timesteps - model.n_steps * n_envs) / (time.perf_counter() - t0)
+        venv.close()
+        print(f"PPO on {n_envs} dreams from make_vec_env, {name}: {out[f'ppo_{name}_steps_per_s']:.0f} env-steps/s")
+    return out
 
 
 def longrun(dream_cfg: DreamConfig, steps: int, worlds: int, episode_steps: int) -> dict:

@@ -1,15 +1,18 @@
 """Stable-Baselines3 ``VecEnv`` over ``DreamVectorEnv``: ``PPO("CnnPolicy", DreamSB3VecEnv(...))``
-trains with no wrapper written by the user."""
+trains with no wrapper written by the user; ``make_vec_env(dream_id, n_envs=N, vec_env_cls=batched_dream)`` gives
+the same batched dream to code that builds its VecEnv from N single envs."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
-from envs.dream.gym_env import DreamVectorEnv
+from envs.dream.gym_env import DreamEnv, DreamVectorEnv
 
 
 class DreamSB3VecEnv(VecEnv):
@@ -74,3 +77,39 @@ class DreamSB3VecEnv(VecEnv):
 
     def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
         return [False for _ in self._get_indices(indices)]
+
+
+#: wrappers ``gym.make`` and ``make_vec_env`` add whose work the batched dream does itself (episode statistics:
+#: ``VecMonitor``); any other wrapper would be lost, so it is refused
+_ABSORBED = {"Monitor", "OrderEnforcing", "PassiveEnvChecker", "EnvCompatibility"}
+
+
+def batched_dream(env_fns: Sequence[Callable[[], Any]], **kwargs: Any):
+    """A ``vec_env_cls`` for SB3's ``make_vec_env``: the N one-world dreams ``env_fns`` would build, stepped as one
+    batched dream of N worlds (one denoiser call a step instead of N), with the first env's dream config and
+    render options (``gym.make``'s ``max_episode_steps`` becomes the dream's own limit), and episode statistics as
+    ``Monitor`` gives them (``VecMonitor``). Only the first thunk is
+    called. ``TypeError`` if it does not build a dream, or wraps it in a wrapper the batch would drop."""
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    if kwargs:
+        raise TypeError(f"batched_dream takes no vec_env_kwargs, got {sorted(kwargs)}")
+    first = env_fns[0]()
+    env, lost, limit = first, [], None
+    while hasattr(env, "env"):
+        if isinstance(env, gym.wrappers.TimeLimit):     # gym.make's max_episode_steps: the dream's own limit
+            limit = env._max_episode_steps
+        elif type(env).__name__ not in _ABSORBED:
+            lost.append(type(env).__name__)
+        env = env.env
+    if not isinstance(env, DreamEnv):
+        raise TypeError(f"batched_dream batches memworld dream envs, not {type(env).__name__}")
+    if lost:
+        raise TypeError(f"batched_dream would drop the wrappers {lost}: wrap the returned VecEnv instead "
+                        "(or give the dream its options, e.g. max_episode_steps, as env_kwargs)")
+    cfg = env.core.cfg
+    if limit is not None and limit < cfg.max_episode_steps:
+        cfg = dataclasses.replace(cfg, max_episode_steps=int(limit))
+    vec = DreamSB3VecEnv(num_envs=len(env_fns), source=cfg.source, config=cfg, render_mode=env.render_mode,
+                         render_memory=env.render_memory)
+    return VecMonitor(vec)
