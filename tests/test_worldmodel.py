@@ -493,3 +493,32 @@ def test_reward_figures_score_an_oracle_head_and_a_blind_one(tiny_checkpoint, ti
     assert got["reward_pred_on_rewarded"] == 1.0 and got["reward_pred_on_rest"] == 0.0
     model.heads.reward_done = lambda z, a, z_next: (torch.zeros(len(a)), torch.zeros(len(a)))
     assert reward_figures(model, arr.frames, arr.actions, rewards, index)["reward_recall"] == 0.0
+
+
+def test_prefetched_batches_are_the_synchronous_ones(tmp_path, tiny_dataset):
+    from envs.data.memory_sampler import EpisodeMemorySampler, MemorySamplerConfig
+
+    arrays = load_arrays(tiny_dataset[0])
+    weights = []
+    for depth in (0, 2):
+        torch.manual_seed(0)
+        cfg = TrainConfig(ae_steps=3, ae_batch=8, denoiser_steps=6, batch=8, checkpoint_every=10, prefetch=depth)
+        mem = EpisodeMemorySampler(MemorySamplerConfig(m=2, window=32), 2)       # numpy retrieval, as trained
+        tr = Trainer(tiny_model_config(), cfg, arrays, None, tmp_path / f"prefetch{depth}", memory_fn=mem,
+                     progress=False)
+        model = tr.fit()
+        weights.append(model.state_dict())
+    for k, v in weights[0].items():      # the same batches, in the same order: the same weights, bit for bit
+        assert torch.equal(v, weights[1][k]), k
+
+
+def test_a_prefetcher_raises_the_error_of_the_batch_it_could_not_make():
+    from worldmodels.prefetch import Prefetcher
+
+    made = iter([1, 2])
+    with Prefetcher(lambda: next(made), depth=2) as p:
+        assert [p.next(), p.next()] == [1, 2]
+        with pytest.raises(StopIteration):
+            p.next()
+    with pytest.raises(ValueError, match="depth"):
+        Prefetcher(lambda: 0, depth=0)

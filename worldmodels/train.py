@@ -9,6 +9,7 @@ not import ``memory/``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -28,6 +29,7 @@ from worldmodels.edm import EDMLoss, augment_context, drop_context
 from geometry import pose_change, stalled
 from worldmodels.heads import DONE_POS_WEIGHT, pose_loss
 from worldmodels.precision import autocast_for, check_precision
+from worldmodels.prefetch import Prefetcher
 from worldmodels.training_state import EMA, StopFlag, check_finite, load_state, save_state
 from worldmodels.world_model import WorldModel, WorldModelConfig
 
@@ -59,6 +61,9 @@ class TrainConfig:
     # frame from it
     rollout_share: float = 0.0
     rollout_max: int = 4
+    # batches made ahead in a background thread while the current one trains (0: none); off with self-forcing,
+    # whose batches sample the EMA model that the training step updates
+    prefetch: int = 2
 
     def __post_init__(self) -> None:
         check_precision(self.precision)
@@ -66,7 +71,7 @@ class TrainConfig:
             raise ValueError(f"rollout_share is a share in [0, 1], got {self.rollout_share}")
         if self.rollout_max < 1:
             raise ValueError(f"rollout_max must be >= 1, got {self.rollout_max}")
-        for k in ("ae_steps", "denoiser_steps"):
+        for k in ("ae_steps", "denoiser_steps", "prefetch"):
             if getattr(self, k) < 0:
                 raise ValueError(f"{k} must be >= 0, got {getattr(self, k)}")
         for k in ("ae_batch", "batch", "checkpoint_every", "log_every"):
@@ -303,13 +308,22 @@ class Trainer:
         self._heads = self.dist.wrap(self.model.heads)
         loss_fn = EDMLoss(self.model.cfg.loss, self.model.cfg.sigma_data, focus_sigma=self.model.cfg.sampler.sigma_max)
         bar = tqdm(total=self.cfg.denoiser_steps, initial=self.den_step, desc="denoiser", disable=not self.progress)
+        depth = self.cfg.prefetch if self.cfg.rollout_share == 0 else 0
+        with contextlib.ExitStack() as stack:
+            source = stack.enter_context(Prefetcher(lambda: self.batch(self.cfg.batch), depth)).next if depth \
+                else lambda: self.batch(self.cfg.batch)
+            self._denoiser_steps(stop, den, loss_fn, bar, source)
+        bar.close()
+        self.checkpoint()
+
+    def _denoiser_steps(self, stop: StopFlag, den, loss_fn: EDMLoss, bar, next_batch: Callable[[], tuple]) -> None:
         while self.den_step < self.cfg.denoiser_steps and not stop.stop:
             t0 = time.perf_counter()
             lr = self.cfg.lr * _cosine(self.den_step, self.cfg.denoiser_steps)
             for opt in (self.opt_den, self.opt_heads):
                 for g in opt.param_groups:
                     g["lr"] = lr
-            ctx, acts, target, mem, h = self.batch(self.cfg.batch)
+            ctx, acts, target, mem, h = next_batch()
             ctx, aug = augment_context(ctx, self.model.cfg.loss.context_aug_max)
             p_drop = self.model.cfg.loss.context_drop
             if p_drop > 0 and mem:
@@ -338,8 +352,6 @@ class Trainer:
                 self._log("worldmodel/heads_loss", hl.item(), self.den_step)
             if self.den_step % self.cfg.checkpoint_every == 0:
                 self.checkpoint()
-        bar.close()
-        self.checkpoint()
 
     def _heads_loss(self, h: dict[str, torch.Tensor]) -> torch.Tensor:
         dpose, reward, done_logit, blocked_logit = self._heads(h["z"], h["a"], h["z_next"], h["z_prev"], h["a_prev"])
