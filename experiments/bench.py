@@ -1,7 +1,8 @@
-"""``memworld bench target=sources|worldmodel|dream|longrun|rollouts``: speed and quality figures -> results.json.
+"""``memworld bench target=sources|worldmodel|dream|longrun|rollouts|train``: speed and quality figures -> results.json.
 
-The measurements are ``envs.benchmarks.throughput`` (sources, dream, longrun), ``envs.benchmarks.worldmodel`` and
-``envs.benchmarks.long_rollouts`` (does the dream stay a world over 1,000 steps)."""
+The measurements are ``envs.benchmarks.throughput`` (sources, dream, longrun), ``envs.benchmarks.worldmodel``,
+``envs.benchmarks.long_rollouts`` (does the dream stay a world over 1,000 steps) and ``envs.benchmarks.train_speed``
+(world-model training steps/s)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from experiments.conf import dream_config
 from experiments.configs import command_config
 from experiments.runs import make_run_dir, save_config, write_results
 
-TARGETS = ("sources", "worldmodel", "dream", "longrun", "rollouts")
+TARGETS = ("sources", "worldmodel", "dream", "longrun", "rollouts", "train")
 
 
 def measure(cfg: DictConfig, run: Path) -> dict:
@@ -41,6 +42,13 @@ def measure(cfg: DictConfig, run: Path) -> dict:
             ppo = OmegaConf.to_container(command_config("train_agent").algo.hyperparams)
             res.update(throughput.sb3_client_steps_per_s(dream, int(cfg.clients.envs), int(cfg.clients.steps), ppo))
         return res
+    if cfg.target == "train":
+        from envs.benchmarks.train_speed import train_speed
+        from worldmodels.train import TrainConfig
+
+        t = cfg.train
+        return train_speed(str(dream.checkpoint_path()), t.dataset, TrainConfig(batch=int(t.batch), device=t.device,
+                           precision=t.precision), cfg.seconds, list(t.prefetch))
     if cfg.target == "longrun":
         return throughput.longrun(dream, cfg.longrun_steps, cfg.longrun_worlds, cfg.longrun_episode_steps)
     return rollouts(dream, LongRolloutConfig(**OmegaConf.to_container(cfg.rollouts.run)), list(cfg.rollouts.memories),

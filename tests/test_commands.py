@@ -112,6 +112,11 @@ def test_train_worldmodel_then_bench_and_revisit(tmp_path, tiny_dataset):
     n = str(res["achieved_at_worlds"])
     assert res["achieved_gflops"] == pytest.approx(res["dream_steps_per_s_best_window"][n] * res["gflop_per_step"])
     assert res["dream_steps_per_s_best_window"][n] == max(res["dream_steps_per_s_best_window"].values())
+    memworld("bench", "target=train", f"dream.checkpoint={ck}", f"train.dataset={ds}", "train.batch=4", "seconds=0.3",
+             "threads=1", root, cwd=tmp_path)
+    res = results_of(tmp_path, "bench-train")
+    assert set(res["steps_per_s_by_prefetch"]) == {"0", "2"} and min(res["steps_per_s_by_prefetch"].values()) > 0
+    assert res["gflop_per_step"] > 0 and 0 < res["fraction_of_ceiling"] < 1 and res["device"] == "cpu"
     memworld("bench", "target=longrun", f"dream.checkpoint={ck}", "longrun_steps=200", "longrun_worlds=4",
              "longrun_episode_steps=30", "threads=1", root, cwd=tmp_path)
     res = results_of(tmp_path, "bench-longrun")
