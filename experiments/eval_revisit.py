@@ -18,17 +18,28 @@ from omegaconf import DictConfig
 from envs.benchmarks.maze_memory import maze_memory_benchmark
 from envs.benchmarks.revisit import revisit_benchmark
 from experiments.conf import dream_config
-from experiments.configs import maze_memory_config, revisit_config
+from experiments.configs import command_config, maze_memory_config, revisit_config
 from experiments.runs import make_run_dir, save_config, write_results
 
 
 MAZE_SOURCES = ("memorymaze9",)
 
 
+def refuse_path_keys(cfg: DictConfig) -> None:
+    """A maze dream runs the ``maze`` protocols: a path-benchmark key set away from its default would be ignored
+    without a word, so it is an error naming the keys."""
+    defaults = command_config("eval_revisit")
+    changed = [k for k in defaults if k not in ("dream", "maze", "threads", "runs_root") and cfg[k] != defaults[k]]
+    if changed:
+        raise ValueError(f"with a Memory Maze dream eval-revisit runs the maze protocols (maze.* keys); {changed} "
+                         f"apply to the MemoryRooms paths only")
+
+
 @hydra.main(config_path="conf", config_name="eval_revisit", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     base = dream_config(cfg.dream)
     if base.source in MAZE_SOURCES:
+        refuse_path_keys(cfg)
         mcfg = maze_memory_config(cfg)      # before any run folder
         mcfg.check(base)
         torch.set_num_threads(int(cfg.threads))

@@ -208,3 +208,12 @@ def test_retrieval_with_views_reused_at_the_true_poses_scores_the_autoencoders_r
     with pytest.raises(ValueError, match="holds other trials"):          # a stale trials file is not reused
         maze_memory_benchmark(MazeMemoryConfig(episodes=1, first_seed=8, retrieval=(8, 5), reasoning=(10, 4),
                                                trials=str(tmp_path / "trials.npz")), dream, tmp_path)
+
+
+def test_eval_revisit_refuses_path_keys_with_a_maze_dream():
+    from experiments.configs import command_config
+    from experiments.eval_revisit import refuse_path_keys
+
+    refuse_path_keys(command_config("eval_revisit", maze={"episodes": 2}))       # maze keys: fine
+    with pytest.raises(ValueError, match=r"\['seeds_per_kind', 'memories'\]"):
+        refuse_path_keys(command_config("eval_revisit", seeds_per_kind=1, memories=["fov"]))
