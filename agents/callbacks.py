@@ -114,6 +114,8 @@ class RealEvalCallback(BaseCallback):
 
     def _on_training_start(self) -> None:
         self._next = next_multiple(self.num_timesteps, self.eval_freq)
+        # evaluations after the resumed policy's step were of a policy the run lost: they are made again
+        self.history = [(t, f) for t, f in self.history if t <= self.num_timesteps]
 
     def _on_step(self) -> bool:
         if self.eval_freq and self.num_timesteps >= self._next:

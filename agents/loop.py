@@ -18,16 +18,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 from agents.evaluate import evaluate_real
 from agents.loop_data import agent_actor, collection_seed, record_frames, scripted_actor
 from agents.run import real_baseline
 from agents.train import AgentConfig, load_policy, save_atomic, train
 from envs.data.dataset import read_episodes, write_dataset
+from envs.data.starts import StartSegments
 from envs.data.training import WorldModelTraining, train_world_model
 from worldmodels.checkpoint import atomic_write_bytes
 
@@ -95,6 +99,13 @@ class LoopConfig:
         if self.worldmodel.init or self.worldmodel.autoencoder_from:
             raise ValueError("the loop trains its world model from scratch on its own real frames: "
                              "worldmodel.init and worldmodel.autoencoder_from must be unset")
+        if self.agent.dream.scene_map or self.agent.dream.starts:
+            raise ValueError("the loop's dream reads only its own real frames: agent.dream.scene_map and "
+                             "agent.dream.starts must be unset")
+        if self.schedule.cycle_frames % self.agent.n_envs:
+            raise ValueError(f"schedule.cycle_frames ({self.schedule.cycle_frames}) must be a multiple of n_envs "
+                             f"({self.agent.n_envs}): the real arm, n_envs frames a step, is judged at exactly "
+                             f"the dream arm's budgets")
         if self.real_frames < 0:
             raise ValueError(f"real_frames must be >= 0, got {self.real_frames}")
         if not self.agent.dream.task.pose_defined:
@@ -113,6 +124,7 @@ def frames_in(dataset: Path) -> int:
 
 def _collect(cfg: LoopConfig, seed: int, cycle: int, cdir: Path, previous: Path | None) -> None:
     d, s = cfg.agent.dream, cfg.schedule
+    torch.manual_seed(collection_seed(seed, cycle))     # the agent samples its actions: the same ones on a rerun
     if cycle == 0:
         actor, frames, policy = scripted_actor(s.first_policy, collection_seed(seed, 0)), s.first_frames, s.first_policy
     else:
@@ -144,7 +156,9 @@ def dream_arm(cfg: LoopConfig, seed: int, root: Path, log=print) -> list[dict]:
         cdir, prev = root / f"cycle{c}", (root / f"cycle{c - 1}" if c else None)
         done = cdir / "cycle.json"
         if done.exists():
-            curve.append(json.loads(done.read_text()))
+            rec = json.loads(done.read_text())
+            rec.setdefault("budget", s.budgets()[c])      # cycles recorded before the budget was (2026-12-08)
+            curve.append(rec)
             continue
         cdir.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
@@ -156,12 +170,14 @@ def dream_arm(cfg: LoopConfig, seed: int, root: Path, log=print) -> list[dict]:
                           {"source": cfg.agent.dream.source, "policy": "every real frame of the loop so far"})
         t1 = time.perf_counter()
         ckpt = cdir / "world_model.safetensors"
-        if not ckpt.exists():
+        if not StartSegments.path_beside(ckpt).exists():     # written after the checkpoint: the run's last output
             train_world_model(_training(cfg, seed, c, cdir / "real_all", prev, ckpt), cdir / "worldmodel")
         t2 = time.perf_counter()
         if not (cdir / "policy.zip").exists():
-            if prev is not None and not (cdir / "dream_resume.zip").exists():
-                shutil.copyfile(prev / "dream_resume.zip", cdir / "dream_resume.zip")   # the same agent continues
+            if prev is not None and not (cdir / "dream_resume.zip").exists():     # the same agent continues
+                tmp = cdir / "dream_resume.zip.tmp"
+                shutil.copyfile(prev / "dream_resume.zip", tmp)
+                os.replace(tmp, cdir / "dream_resume.zip")
             d = dataclasses.replace(cfg.agent.dream, checkpoint=str(ckpt), starts=None)
             acfg = dataclasses.replace(cfg.agent, seed=seed, total_timesteps=s.agent_total(c), dream=d, eval_freq=0)
             model, _ = train(acfg, cdir, "dream", progress=False)
@@ -171,7 +187,7 @@ def dream_arm(cfg: LoopConfig, seed: int, root: Path, log=print) -> list[dict]:
         fig = evaluate_real(load_policy(cdir / "policy.zip", a.algo), a.dream.source, a.dream.task, a.eval_episodes,
                             a.eval_seed, a.dream.max_episode_steps).figures()
         frames = sum(frames_in(root / f"cycle{j}" / "collected") for j in range(c + 1))
-        rec = {"cycle": c, "real_frames": frames, "dream_steps": s.agent_total(c), **fig,
+        rec = {"cycle": c, "budget": s.budgets()[c], "real_frames": frames, "dream_steps": s.agent_total(c), **fig,
                "seconds": {"collect": t1 - t0, "worldmodel": t2 - t1, "agent": t3 - t2,
                            "judge": time.perf_counter() - t3}}
         atomic_write_bytes(done, json.dumps(rec, indent=2).encode())
@@ -184,12 +200,13 @@ def real_arm(cfg: LoopConfig, seed: int, root: Path, log=print) -> list[dict]:
     """The real arm of ``seed`` in ``root``: the algorithm trained in the real env, judged every ``cycle_frames``."""
     done = root / "arm.json"
     if done.exists():
-        return json.loads(done.read_text())
+        return [{"budget": r["real_frames"], **r} for r in json.loads(done.read_text())]
     t0 = time.perf_counter()
-    acfg = dataclasses.replace(cfg.agent, seed=seed, eval_freq=cfg.schedule.cycle_frames)
+    acfg = dataclasses.replace(cfg.agent, seed=seed, eval_freq=cfg.schedule.cycle_frames,
+                               checkpoint_every=cfg.schedule.cycle_frames)
     res = real_baseline(acfg, root, cfg.real_budget, progress=False)
     seconds = time.perf_counter() - t0
-    curve = [{"real_frames": int(t), **f} for t, f in res["baseline_eval_history"]]
+    curve = [{"budget": int(t), "real_frames": int(t), **f} for t, f in res["baseline_eval_history"]]
     for r in curve:
         r["seconds_total"] = seconds
     atomic_write_bytes(done, json.dumps(curve, indent=2).encode())

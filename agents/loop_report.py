@@ -11,14 +11,16 @@ TARGET_SUCCESS = 0.95
 
 
 def by_budget(curves: dict[int, list[dict]]) -> list[dict]:
-    """Per real-frame budget, over the seeds that reached it: mean, min and max of real success and return."""
-    budgets = sorted({r["real_frames"] for c in curves.values() for r in c})
+    """Per real-frame budget (the schedule's; a collection may end a frame short of it), over the seeds that reached
+    it: mean, min and max of real success and return, and the mean of the real frames actually used."""
+    budgets = sorted({r["budget"] for c in curves.values() for r in c})
     rows = []
     for b in budgets:
-        recs = [r for c in curves.values() for r in c if r["real_frames"] == b]
+        recs = [r for c in curves.values() for r in c if r["budget"] == b]
         succ = np.array([r["real_success_rate"] for r in recs])
         ret = np.array([r["real_return"] for r in recs])
-        rows.append({"real_frames": int(b), "seeds": len(recs), "success_mean": float(succ.mean()),
+        rows.append({"real_frames": int(b), "real_frames_used": float(np.mean([r["real_frames"] for r in recs])),
+                     "seeds": len(recs), "success_mean": float(succ.mean()),
                      "success_min": float(succ.min()), "success_max": float(succ.max()),
                      "return_mean": float(ret.mean()), "return_min": float(ret.min()), "return_max": float(ret.max())})
     return rows
@@ -31,15 +33,17 @@ def first_reaching(rows: list[dict], level: float = TARGET_SUCCESS) -> int | Non
 
 def targets(dream: list[dict], real: list[dict]) -> dict:
     """The issue's two targets: the dream arm reaches 0.95 on at most half the real arm's frames for 0.95; at every
-    budget up to the real arm's 0.95 point the dream arm's mean is at least the real arm's. Budgets where the real
-    arm was judged at a different frame count are matched to its nearest judged budget at or below."""
+    budget up to the real arm's 0.95 point the dream arm's mean is at least the real arm's. A dream budget is matched
+    to the real arm's judgement at the same budget, or else the first after it (more real frames for the real arm:
+    the conservative side). Budgets past the dream arm's last are not compared (it has no figure there);
+    ``half_the_frames`` is false when the real arm never reaches 0.95."""
     d95, r95 = first_reaching(dream), first_reaching(real)
     half = d95 is not None and r95 is not None and d95 <= r95 / 2
     pairs = []
     for d in dream:
-        below = [r for r in real if r["real_frames"] <= d["real_frames"]]
-        if below and (r95 is None or d["real_frames"] <= r95):
-            pairs.append((d["real_frames"], d["success_mean"], below[-1]["success_mean"]))
+        after = [r for r in real if r["real_frames"] >= d["real_frames"]]
+        if after and (r95 is None or d["real_frames"] <= r95):
+            pairs.append((d["real_frames"], d["success_mean"], after[0]["success_mean"]))
     return {"dream_frames_to_0.95": d95, "real_frames_to_0.95": r95, "half_the_frames": bool(half),
             "dream_at_least_real_everywhere": bool(pairs) and all(a >= b for _, a, b in pairs),
             "compared_budgets": [{"real_frames": f, "dream": a, "real": b} for f, a, b in pairs]}

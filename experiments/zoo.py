@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if "--gym-packages" not in args:
         args += ["--gym-packages", "envs"]
+    elif "envs" not in args:
+        args.insert(args.index("--gym-packages") + 1, "envs")
     algo = args[args.index("--algo") + 1] if "--algo" in args else "ppo"
     with tempfile.TemporaryDirectory() as tmp:
         if algo == "ppo" and not {"-conf", "--conf-file"} & set(args):

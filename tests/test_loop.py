@@ -47,12 +47,17 @@ def test_loop_config_refuses_bad_options():
         tiny_loop_config(arms=("dream", "imagined"))
     with pytest.raises(ValueError, match="distinct"):
         tiny_loop_config(seeds=(1, 1))
+    with pytest.raises(ValueError, match="multiple of n_envs"):
+        tiny_loop_config(first_frames=21, cycle_frames=21)
     from experiments.configs import command_config, loop_config
     with pytest.raises(ValueError, match="model, memory and train blocks"):
         loop_config(command_config("loop", worldmodel={**TINY, "init": "checkpoints/memoryrooms.safetensors"}))
     good = tiny_loop_config()
     with pytest.raises(ValueError, match="from scratch"):
         dataclasses.replace(good, worldmodel=dataclasses.replace(good.worldmodel, init="other.safetensors"))
+    with pytest.raises(ValueError, match="its own real frames"):
+        dataclasses.replace(good, agent=dataclasses.replace(
+            good.agent, dream=dataclasses.replace(good.agent.dream, starts="data/memoryrooms-revisit-200")))
     with pytest.raises(ValueError, match="pose-defined"):
         loop_config(command_config("loop", dream={"task": {"name": "learned"}}))
 
@@ -100,7 +105,7 @@ def test_tiny_loop_end_to_end_counts_frames_starts_fresh_and_resumes(tmp_path, m
         truth = sum(len(e.frames) for j in range(c["cycle"] + 1)
                     for e in read_episodes(run / "seed0" / "dream" / f"cycle{j}" / "collected"))
         assert c["real_frames"] == truth
-    assert [c["real_frames"] for c in dream] == [40, 60]
+    assert [c["real_frames"] for c in dream] == [c["budget"] for c in dream] == [40, 60]
     assert sum(len(e.frames) for e in read_episodes(run / "seed0" / "dream" / "cycle1" / "real_all")) == 60
     # cycle 0's world model started from the weights a fresh model of its config draws, cycle 1's refits it
     c0 = run / "seed0" / "dream" / "cycle0" / "world_model.safetensors"
@@ -120,3 +125,23 @@ def test_tiny_loop_end_to_end_counts_frames_starts_fresh_and_resumes(tmp_path, m
     assert list((run / "tb").glob("events.out.tfevents.*"))
     assert np.isfinite([c["real_success_rate"] for c in dream]).all()
     json.dumps(res)
+
+
+def test_targets_compare_each_budget_with_the_real_arm_at_it_or_after():
+    from agents.loop_report import by_budget, targets
+
+    def rows(points):
+        return by_budget({0: [{"budget": b, "real_frames": b, "real_success_rate": s, "real_return": s}
+                              for b, s in points]})
+
+    real = rows([(2000, 0.2), (4000, 0.5), (8000, 0.9), (10000, 0.96)])
+    t = targets(rows([(2000, 0.5), (4000, 0.95), (6000, 0.97)]), real)
+    assert t["dream_frames_to_0.95"] == 4000 and t["real_frames_to_0.95"] == 10000 and t["half_the_frames"]
+    assert [c["real"] for c in t["compared_budgets"]] == [0.2, 0.5, 0.9]     # 6000: the real arm's 8000
+    assert t["dream_at_least_real_everywhere"]
+    assert not targets(rows([(2000, 0.1), (4000, 0.95)]), real)["dream_at_least_real_everywhere"]
+    assert not targets(rows([(2000, 0.5), (6000, 0.95)]), real)["half_the_frames"]   # 6000 > 10000 / 2
+    # a collection a frame short of its budget stays in its budget's row
+    two = by_budget({0: [{"budget": 2000, "real_frames": 1999, "real_success_rate": 1.0, "real_return": 1.0}],
+                     1: [{"budget": 2000, "real_frames": 2000, "real_success_rate": 0.0, "real_return": 0.0}]})
+    assert len(two) == 1 and two[0]["seeds"] == 2 and two[0]["success_mean"] == 0.5

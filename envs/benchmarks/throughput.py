@@ -1,13 +1,13 @@
 """Speed: real sources alone, dream steps/s against the real env in the same run (with the fraction of the
-matmul ceiling), and the dream's memory over a long run (resident memory and live tensors must stay flat)."""
+matmul ceiling), PPO through SB3's ``make_vec_env`` both ways, and the dream's memory over a long run (resident
+memory and live tensors must stay flat)."""
 
 from __future__ import annotations
 
 import dataclasses
 import resource
-from pathlib import Path
-
 import time
+from pathlib import Path
 
 import numpy as np
 import torch

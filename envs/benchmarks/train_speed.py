@@ -56,6 +56,7 @@ def train_speed(checkpoint: str, dataset: str, train: TrainConfig, seconds: floa
                                   log_every=10**9)
         with tempfile.TemporaryDirectory() as tmp:
             tr = Trainer(model.cfg, cfg, arrays, None, tmp, memory_fn=mem, progress=False, autoencoder=model)
+            tr.checkpoint = lambda: None        # no state written: the GPU's utilisation is read right after the steps
             tr.encode_dataset()
             if flops is None:       # one step, counted in line (the prefetch thread's indexing counts nothing)
                 tr.cfg.denoiser_steps, tr.cfg.prefetch = 1, 0

@@ -88,17 +88,20 @@ def batched_dream(env_fns: Sequence[Callable[[], Any]], **kwargs: Any):
     """A ``vec_env_cls`` for SB3's ``make_vec_env``: the N one-world dreams ``env_fns`` would build, stepped as one
     batched dream of N worlds (one denoiser call a step instead of N), with the first env's dream config and
     render options (``gym.make``'s ``max_episode_steps`` becomes the dream's own limit), and episode statistics as
-    ``Monitor`` gives them (``VecMonitor``). Only the first thunk is
-    called. ``TypeError`` if it does not build a dream, or wraps it in a wrapper the batch would drop."""
+    ``Monitor`` gives them (``VecMonitor``, with the Monitor's ``info_keywords``; its log files are not written).
+    Only the first thunk is called. ``TypeError`` if it does not build a dream, or wraps it in a wrapper the batch
+    would drop."""
     from stable_baselines3.common.vec_env import VecMonitor
 
     if kwargs:
         raise TypeError(f"batched_dream takes no vec_env_kwargs, got {sorted(kwargs)}")
     first = env_fns[0]()
-    env, lost, limit = first, [], None
+    env, lost, limit, keywords = first, [], None, ()
     while hasattr(env, "env"):
         if isinstance(env, gym.wrappers.TimeLimit):     # gym.make's max_episode_steps: the dream's own limit
             limit = env._max_episode_steps
+        elif type(env).__name__ == "Monitor":
+            keywords = tuple(getattr(env, "info_keywords", ()))
         elif type(env).__name__ not in _ABSORBED:
             lost.append(type(env).__name__)
         env = env.env
@@ -110,6 +113,8 @@ def batched_dream(env_fns: Sequence[Callable[[], Any]], **kwargs: Any):
     cfg = env.core.cfg
     if limit is not None and limit < cfg.max_episode_steps:
         cfg = dataclasses.replace(cfg, max_episode_steps=int(limit))
-    vec = DreamSB3VecEnv(num_envs=len(env_fns), source=cfg.source, config=cfg, render_mode=env.render_mode,
-                         render_memory=env.render_memory)
-    return VecMonitor(vec)
+    render_mode, render_memory = env.render_mode, env.render_memory
+    first.close()
+    vec = DreamSB3VecEnv(num_envs=len(env_fns), source=cfg.source, config=cfg, render_mode=render_mode,
+                         render_memory=render_memory)
+    return VecMonitor(vec, info_keywords=keywords)
