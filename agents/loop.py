@@ -231,7 +231,8 @@ def run_loop(cfg: LoopConfig, run: Path, log=print) -> dict:
     seconds = {"dream": _mean([sum(sum(r["seconds"].values()) for r in c) for c in curves.get("dream", {}).values()]),
                "real": _mean([c[-1]["seconds_total"] for c in curves.get("real", {}).values() if c])}
     seconds = {a: s for a, s in seconds.items() if a in cfg.arms}
-    plot_success_bands(rows, run / "loop_curve.png", TARGET_SUCCESS)
+    labels = {"dream": f"{cfg.agent.algo} in the loop (trained in the dream)", "real": f"{cfg.agent.algo} in the real env"}
+    plot_success_bands({labels[a]: r for a, r in rows.items()}, run / "loop_curve.png", TARGET_SUCCESS)
     table = markdown(rows, seconds)
     atomic_write_bytes(run / "loop_table.md", table.encode())
     log_tensorboard(curves, rows, run / "tb")
