@@ -156,9 +156,7 @@ def dream_arm(cfg: LoopConfig, seed: int, root: Path, log=print) -> list[dict]:
         cdir, prev = root / f"cycle{c}", (root / f"cycle{c - 1}" if c else None)
         done = cdir / "cycle.json"
         if done.exists():
-            rec = json.loads(done.read_text())
-            rec.setdefault("budget", s.budgets()[c])      # cycles recorded before the budget was (2026-12-08)
-            curve.append(rec)
+            curve.append(json.loads(done.read_text()))
             continue
         cdir.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()

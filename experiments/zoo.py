@@ -14,16 +14,16 @@ import tempfile
 from pathlib import Path
 
 import yaml
+from omegaconf import OmegaConf
 
 from envs import DREAM_IDS
 from envs.dream.sb3 import batched_dream
-
-CONF = Path(__file__).parent / "conf"
+from experiments.configs import command_config
 
 
 def ppo_hyperparams(n_envs: int = 16, n_timesteps: int = 100_000) -> dict:
     """rl-zoo3's hyperparameter entries for every dream id: train-agent's PPO settings."""
-    ppo = yaml.safe_load((CONF / "algo" / "ppo.yaml").read_text())["hyperparams"]
+    ppo = OmegaConf.to_container(command_config("train_agent").algo.hyperparams)
     return {env_id: {"policy": "CnnPolicy", "n_envs": n_envs, "n_timesteps": float(n_timesteps), **ppo}
             for env_id in DREAM_IDS.values()}
 
