@@ -127,7 +127,7 @@ def worldmodel_training(cfg: DictConfig, command: str | None = None,
         dataset=str(cfg.dataset), model=model_config(cfg.model, *source_actions),
         train=TrainConfig(**_plain(cfg.train), heldout_episodes=int(cfg.heldout_episodes)),
         memory=MemoryDraws(int(mem.window), dict(_plain(mem.kinds)), float(mem.map_share), int(mem.map_candidates),
-                           float(mem.map_cell), int(mem.map_yaw_bins)),
+                           float(mem.map_cell), int(mem.map_yaw_bins), int(mem.future)),
         heldout_episodes=int(cfg.heldout_episodes), init=cfg.init, autoencoder_from=cfg.autoencoder_from,
         out=cfg.out, tensorboard=bool(cfg.tensorboard), progress=bool(cfg.progress),
         command=command or "memworld train-worldmodel " + " ".join(sys.argv[1:]))

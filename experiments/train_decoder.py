@@ -40,7 +40,8 @@ def decode_ms(models: dict[str, WorldModel], rounds: int, batch: int = 32) -> di
 
 def run(cfg: DictConfig, run_dir: Path) -> dict:
     train_cfg = DecoderTrainConfig(str(cfg.decoder), tuple(cfg.channels), int(cfg.steps), int(cfg.batch),
-                                   float(cfg.lr), int(cfg.seed), str(cfg.precision))
+                                   float(cfg.lr), int(cfg.seed), str(cfg.precision), float(cfg.adversarial),
+                                   bool(cfg.from_current), float(cfg.denoised_share), int(cfg.denoised_frames))
     init = Path(cfg.init) if cfg.init else default_checkpoint(cfg.source)
     model = WorldModel.load(init, source=cfg.source)
     dataset = cfg.dataset or model.meta.get("dataset")
@@ -50,7 +51,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     arrays = load_arrays(dataset)
     train = arrays.split(int(cfg.heldout_episodes))[0] if cfg.heldout_episodes else arrays
     print(f"{init}: fitting a {cfg.decoder} decoder on {len(train.frames)} frames of {dataset}")
-    new, seconds = retrain_decoder(model, train.frames, train_cfg, progress=bool(cfg.progress))
+    new, seconds = retrain_decoder(model, train.frames, train_cfg, progress=bool(cfg.progress),
+                                   actions=train.actions, window_starts=train.window_starts(model.context + 1))
     minutes = seconds / 60
     out = Path(cfg.out) if cfg.out else run_dir / "world_model.safetensors"
     total = float(model.meta.get("train_minutes_total", model.meta.get("train_minutes") or 0.0)) + minutes

@@ -353,3 +353,28 @@ def test_moved_views_are_painted_only_where_valid_and_used():
     # stored a unit behind: it saw all of it
     out, share = lay_moved_views(base, views, depth, torch.tensor([[[-1.0, 0.0, 0.0]] * 2]), torch.tensor([[True, True]]))
     assert share.item() == 1.0 and (out == 1).all()
+
+
+def test_training_memory_draws_later_views_within_the_episode_only():
+    from envs.data.memory_sampler import EpisodeMemorySampler, MemorySamplerConfig
+
+    # two episodes, frames 0..11 and 12..19, every frame at one pose (each sees the others' view)
+    poses = torch.zeros(20, 3)
+    latents = torch.arange(20, dtype=torch.float32)[:, None, None, None].expand(20, 4, 16, 16).clone()
+    ends = np.array([12, 20])
+    cfg = MemorySamplerConfig(m=4, window=1, kinds={"fov": 1.0}, future=6)
+    sampler = EpisodeMemorySampler(cfg, context=2, episode_ends=ends)
+    # target 2: no frame before its context; later ones from 5 on (a context-long gap after it)
+    mem, _, mask = sampler(np.array([2]), latents, poses, np.array([0]), np.random.default_rng(0))
+    got = {int(v) for v in mem[0, mask[0], 0, 0, 0]}
+    assert got and got <= set(range(5, 11))
+    # target 8: the one past frame of the window (5) and 11, never the next episode's 12..
+    mem, _, mask = sampler(np.array([8]), latents, poses, np.array([0]), np.random.default_rng(0))
+    assert {int(v) for v in mem[0, mask[0], 0, 0, 0]} == {5, 11}
+    # without future, target 2 has no memory at all
+    past = EpisodeMemorySampler(MemorySamplerConfig(m=4, window=1, kinds={"fov": 1.0}), context=2)
+    assert not past(np.array([2]), latents, poses, np.array([0]), np.random.default_rng(0))[2].any()
+    with pytest.raises(ValueError, match="episode_ends"):
+        EpisodeMemorySampler(cfg, context=2)
+    with pytest.raises(ValueError, match="future"):
+        MemorySamplerConfig(future=-1)

@@ -29,21 +29,31 @@ class MemorySamplerConfig:
     # map entries nearest the target pose, from other episodes only, as the dream's map holds other episodes'
     map_share: float = 0.0
     map_candidates: int = 16
+    # fov also draws from up to this many frames *after* the target (beyond a gap of the context's length): a place
+    # is the same whenever it is seen, and where play seldom returns (a new maze every episode) the past alone
+    # rarely holds the target's view, so a model trained on it learns to ignore its memory
+    future: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.map_share <= 1.0 or self.map_candidates < 1:
             raise ValueError(f"map_share is a share in [0, 1] and map_candidates >= 1, got {self.map_share} "
                              f"and {self.map_candidates}")
+        if self.future < 0:
+            raise ValueError(f"future is a frame count >= 0, got {self.future}")
 
 
 class EpisodeMemorySampler:
     """``(targets (B,), latents (N, C, H, W), poses (N, 3), episode_starts (B,), rng) -> (mem, rel_pose, mask)``."""
 
     def __init__(self, cfg: MemorySamplerConfig, context: int, map_index: np.ndarray | None = None,
-                 map_episode_start: np.ndarray | None = None):
+                 map_episode_start: np.ndarray | None = None, episode_ends: np.ndarray | None = None):
         """``map_index (P,)``: the frames (global indices) a scene map holds, ``map_episode_start (P,)`` the first
-        frame of each one's episode; needed when ``cfg.map_share > 0``."""
+        frame of each one's episode; needed when ``cfg.map_share > 0``. ``episode_ends (E,)``: one past each
+        episode's last frame, in order; needed when ``cfg.future > 0``."""
         self.cfg, self.context = cfg, context
+        if cfg.future > 0 and episode_ends is None:
+            raise ValueError("future > 0 needs the episodes' ends (episode_ends)")
+        self.episode_ends = episode_ends
         self.kinds = list(cfg.kinds)
         p = np.array([cfg.kinds[k] for k in self.kinds], dtype=np.float64)
         self.p = p / p.sum()
@@ -59,6 +69,14 @@ class EpisodeMemorySampler:
         valid = cand >= ep_starts[:, None]
         cand_c = np.maximum(cand, 0)
         steps = cand_c - ep_starts[:, None]
+        if self.cfg.future > 0 and kind == "fov":
+            ends = self.episode_ends[np.searchsorted(self.episode_ends, targets, side="right")]
+            after = targets[:, None] + self.context + 1 + np.arange(self.cfg.future)[None]
+            cand_c = np.concatenate([cand_c, np.minimum(after, ends[:, None] - 1)], 1)
+            valid = np.concatenate([valid, after < ends[:, None]], 1)
+            # aged by their distance in time, as if seen that long before: the retrievers take only past steps
+            steps = np.concatenate([steps, 2 * targets[:, None] - after - ep_starts[:, None]], 1)
+            w = cand_c.shape[1]
         if self.cfg.map_share > 0 and kind != "none" and rng.random() < self.cfg.map_share:
             extra, ok = self._map_candidates(targets, poses, ep_starts)
             cand_c = np.concatenate([cand_c, extra], 1)

@@ -34,6 +34,7 @@ class MemoryDraws:
     map_candidates: int
     map_cell: float
     map_yaw_bins: int
+    future: int = 0       # fov also draws from this many frames after the target (MemorySamplerConfig.future)
 
 
 @dataclass
@@ -135,12 +136,13 @@ def train_world_model(t: WorldModelTraining, run: Path, prepared: Prepared | Non
     mem_fn = None
     if p.model.denoiser.memory:
         d = t.memory
-        mcfg = MemorySamplerConfig(p.model.memory_m, d.window, dict(d.kinds), d.map_share, d.map_candidates)
+        mcfg = MemorySamplerConfig(p.model.memory_m, d.window, dict(d.kinds), d.map_share, d.map_candidates, d.future)
         map_index = map_start = None
         if mcfg.map_share > 0:    # the frames memworld build-map would keep from this training set
             map_index = map_cells(train.poses, d.map_cell, d.map_yaw_bins)
             map_start = train.starts[train.episode_of(map_index)]
-        mem_fn = EpisodeMemorySampler(mcfg, p.model.denoiser.context, map_index, map_start)
+        mem_fn = EpisodeMemorySampler(mcfg, p.model.denoiser.context, map_index, map_start,
+                                      episode_ends=train.starts + train.lengths)
     writer = None
     if t.tensorboard:
         from torch.utils.tensorboard import SummaryWriter
