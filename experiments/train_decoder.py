@@ -24,6 +24,7 @@ from worldmodels.decoder_training import DecoderTrainConfig, retrain_decoder
 from worldmodels.evaluation import evaluate_autoencoder
 from worldmodels.flops import call_rates, count_flops
 from worldmodels.inference import inference_copy
+from worldmodels.metrics import frame_detail
 from worldmodels.world_model import WorldModel
 
 
@@ -36,6 +37,15 @@ def decode_ms(models: dict[str, WorldModel], rounds: int, batch: int = 32) -> di
         for k, m in fast.items():
             best[k] = max(best[k], call_rates(lambda m=m: m.decode(z), 1.0)[1])
     return {k: 1000 / v for k, v in best.items()}
+
+
+@torch.no_grad()
+def roundtrip_detail(model: WorldModel, frames: np.ndarray, chunk: int = 256) -> float:
+    """Median detail (``frame_detail``) of ``frames (N, 64, 64, 3)`` uint8 after an autoencoder round trip, as a
+    share of theirs: how much texture the decoder can draw at best."""
+    rt = np.concatenate([model.decode(model.encode(torch.from_numpy(frames[i:i + chunk]))).numpy()
+                         for i in range(0, len(frames), chunk)])
+    return float(np.median(frame_detail(rt)) / np.median(frame_detail(frames)))
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict:
@@ -69,9 +79,12 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     if cfg.heldout and Path(cfg.heldout).exists():
         frames = load_arrays(cfg.heldout).frames
         pick = np.random.default_rng(0).choice(len(frames), min(int(cfg.heldout_frames), len(frames)), replace=False)
-        res["ae_psnr_old"] = evaluate_autoencoder(model, frames[np.sort(pick)])["ae_psnr"]
-        res["ae_psnr_new"] = evaluate_autoencoder(new, frames[np.sort(pick)])["ae_psnr"]
-        print(f"held-out reconstruction: old {res['ae_psnr_old']:.2f} dB, new {res['ae_psnr_new']:.2f} dB")
+        frames = frames[np.sort(pick)]
+        res["ae_psnr_old"] = evaluate_autoencoder(model, frames)["ae_psnr"]
+        res["ae_psnr_new"] = evaluate_autoencoder(new, frames)["ae_psnr"]
+        res["roundtrip_detail_old"], res["roundtrip_detail_new"] = (roundtrip_detail(m, frames) for m in (model, new))
+        print(f"held-out reconstruction: old {res['ae_psnr_old']:.2f} dB, new {res['ae_psnr_new']:.2f} dB; detail "
+              f"x real old {res['roundtrip_detail_old']:.3f}, new {res['roundtrip_detail_new']:.3f}")
     res["decode_ms_32"] = decode_ms({"old": model, "new": new}, int(cfg.timing_rounds))
     print(f"decoding 32 frames: old {res['decode_ms_32']['old']:.1f} ms, new {res['decode_ms_32']['new']:.1f} ms")
     return res

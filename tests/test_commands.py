@@ -50,6 +50,8 @@ def test_bad_arguments_fail_before_work(tmp_path, tiny_dataset):
     for bad, said in ((["model.decoder=bogus", ds], "unknown decoder 'bogus'"),
                       (["train.rollout_share=2", ds], "rollout_share"), (["dataset=nowhere"], "no dataset at nowhere"),
                       (["model.decoder=subpixel", "model.subpixel_channels=[8]", ds], "subpixel_channels"),
+                      (["memory.future=8", "train.rollout_share=0.5", "train.rollout_max=8", ds],
+                       "memory.future with self-forcing"),
                       ([f"init={tmp_path / 'none.safetensors'}", ds], "none.safetensors")):
         p = memworld("train-worldmodel", *bad, "runs_root=" + str(tmp_path), cwd=tmp_path, check=False)
         assert p.returncode != 0 and said in p.stderr + p.stdout
@@ -378,7 +380,8 @@ def test_train_decoder_swaps_in_a_subpixel_decoder_and_keeps_the_rest(tmp_path, 
              "heldout_episodes=1", "channels=[16,8]", "steps=20", "batch=4", "timing_rounds=1", "progress=false",
              "run_name=dec", "runs_root=" + str(tmp_path), cwd=tmp_path)
     res = json.loads((tmp_path / "dec" / "results.json").read_text())
-    assert {"ae_psnr_old", "ae_psnr_new", "decode_ms_32", "gflop_per_frame", "train_minutes_total"} <= set(res)
+    assert {"ae_psnr_old", "ae_psnr_new", "decode_ms_32", "gflop_per_frame", "train_minutes_total",
+            "roundtrip_detail_old", "roundtrip_detail_new"} <= set(res)
     new = WorldModel.load(res["checkpoint"])
     assert new.cfg.autoencoder.decoder == "subpixel" and new.cfg.autoencoder.subpixel_channels == (16, 8)
     assert new.decode(new.encode(torch.zeros(2, 64, 64, 3, dtype=torch.uint8))).shape == (2, 64, 64, 3)

@@ -1,5 +1,7 @@
 """The patch critic, its losses, and decoder refits with it (tiny model, a few steps)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -52,18 +54,24 @@ def test_from_current_refuses_another_decoder(tiny):
         retrain_decoder(model, frames, DecoderTrainConfig(decoder=other, steps=1, from_current=True), progress=False)
 
 
-def test_adversarial_refit_moves_only_the_decoder(tiny):
+def test_adversarial_refit_moves_only_the_decoder_and_differs_from_mse_alone(tiny):
     model, frames = tiny
     ae = model.cfg.autoencoder
-    cfg = DecoderTrainConfig(decoder=ae.decoder, channels=tuple(ae.subpixel_channels), steps=8, batch=4,
-                             adversarial=0.5, from_current=True, precision="fp32")
-    new, _ = retrain_decoder(model, frames, cfg, progress=False)
+
+    def refit(weight):
+        cfg = DecoderTrainConfig(decoder=ae.decoder, steps=8, batch=4, adversarial=weight, from_current=True,
+                                 precision="fp32")
+        return retrain_decoder(model, frames, cfg, progress=False)[0]
+
+    new, plain = refit(0.5), refit(0.0)
     old_sd, new_sd = model.state_dict(), new.state_dict()
     moved = [k for k in old_sd if not torch.equal(old_sd[k], new_sd[k])]
     assert moved and all(k.startswith("autoencoder.decoder.") for k in moved)
     z = torch.randn(2, ae.latent_channels, 16, 16)
     with torch.no_grad():
         assert torch.isfinite(new.autoencoder.decode(z)).all()
+        # the same batches, so the critic's term (from step 2 of 8) is what tells the two apart
+        assert not torch.allclose(new.autoencoder.decode(z), plain.autoencoder.decode(z))
 
 
 def test_negative_adversarial_weight_is_refused():
@@ -80,8 +88,16 @@ def test_one_step_estimates_follow_a_real_context(tiny, tiny_dataset):
     arrays = load_arrays(tiny_dataset[0])
     k = model.context
     z = encode_raw(model.autoencoder, arrays.frames)
+    torch.manual_seed(3)
     idx, est = one_step_latents(model, z, arrays.actions, arrays.window_starts(k + 1), 20, np.random.default_rng(0))
     assert est.shape == (20, *z.shape[1:]) and torch.isfinite(est).all()
+    # the same draw through the model's own frame-level path: normalised context in, raw latents out
+    win = idx[:, None] - k + np.arange(k)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        ref = model.sample_next(model.encode(torch.from_numpy(arrays.frames[win])), torch.from_numpy(arrays.actions[win]))
+        raw = ref * model.latent_std[:, None, None] + model.latent_mean[:, None, None]
+    assert torch.allclose(est, raw, atol=1e-4)
     ep = arrays.episode_of(idx)
     assert (arrays.episode_of(idx - k) == ep).all() and len(set(idx.tolist())) == 20   # K real frames before each
 
@@ -96,8 +112,14 @@ def test_denoised_share_needs_the_episodes_and_refits(tiny, tiny_dataset):
                              from_current=True, precision="fp32")
     with pytest.raises(ValueError, match="window_starts"):
         retrain_decoder(model, arrays.frames, cfg, progress=False)
-    new, _ = retrain_decoder(model, arrays.frames, cfg, progress=False, actions=arrays.actions,
-                             window_starts=arrays.window_starts(model.context + 1))
-    assert not torch.equal(next(new.autoencoder.decoder.parameters()), next(model.autoencoder.decoder.parameters()))
+    episodes = {"actions": arrays.actions, "window_starts": arrays.window_starts(model.context + 1)}
+    new, _ = retrain_decoder(model, arrays.frames, cfg, progress=False, **episodes)
+    plain, _ = retrain_decoder(model, arrays.frames, dataclasses.replace(cfg, denoised_share=0.0), progress=False,
+                               **episodes)
+    z = torch.randn(2, ae.latent_channels, 16, 16)
+    with torch.no_grad():     # the same frames drawn; only the latents half of them decode from differ
+        assert not torch.allclose(new.autoencoder.decode(z), plain.autoencoder.decode(z))
     with pytest.raises(ValueError, match="denoised_share"):
         DecoderTrainConfig(denoised_share=1.5)
+    with pytest.raises(ValueError, match="denoised_frames"):
+        DecoderTrainConfig(denoised_frames=0)

@@ -371,6 +371,10 @@ def test_training_memory_draws_later_views_within_the_episode_only():
     # target 8: the one past frame of the window (5) and 11, never the next episode's 12..
     mem, _, mask = sampler(np.array([8]), latents, poses, np.array([0]), np.random.default_rng(0))
     assert {int(v) for v in mem[0, mask[0], 0, 0, 0]} == {5, 11}
+    # target 12, the second episode's first frame: only its own later frames 15..19
+    mem, _, mask = sampler(np.array([12]), latents, poses, np.array([12]), np.random.default_rng(0))
+    got = {int(v) for v in mem[0, mask[0], 0, 0, 0]}
+    assert got and got <= set(range(15, 20))
     # without future, target 2 has no memory at all
     past = EpisodeMemorySampler(MemorySamplerConfig(m=4, window=1, kinds={"fov": 1.0}), context=2)
     assert not past(np.array([2]), latents, poses, np.array([0]), np.random.default_rng(0))[2].any()

@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from envs import DREAM_IDS
-from experiments.zoo import CONF, main, ppo_hyperparams
+from experiments.configs import CONF
+from experiments.zoo import main, ppo_hyperparams
 
 
 def test_zoo_hyperparams_are_train_agents_ppo_for_every_dream_id():

@@ -34,7 +34,7 @@ class DecoderTrainConfig:
     seed: int = 0
     precision: str = "auto"                # bf16 autocast where the CPU has it; weights and Adam stay fp32
     # weight of a patch critic's loss against the pixel MSE (VQGAN's adaptive balance; 0: MSE alone). The critic
-    # joins after a quarter of the steps, once the decoder draws the scene's layout
+    # and its term join after a quarter of the steps (the critic learns from then on; the shipped decoder's recipe)
     adversarial: float = 0.0
     from_current: bool = False             # start from the model's own decoder (same kind and channels)
     # share of each batch decoded from the denoiser's one-step estimate of the frame (from the K real frames and
@@ -49,6 +49,8 @@ class DecoderTrainConfig:
             raise ValueError(f"adversarial is a weight >= 0, got {self.adversarial}")
         if not 0.0 <= self.denoised_share <= 1.0:
             raise ValueError(f"denoised_share is a share in [0, 1], got {self.denoised_share}")
+        if self.denoised_frames < 1:
+            raise ValueError(f"denoised_frames must be >= 1, got {self.denoised_frames}")
         check_precision(self.precision)
         AutoencoderConfig(decoder=self.decoder)         # an unknown decoder is refused before any work
 

@@ -13,7 +13,7 @@ from torch import nn
 
 
 class PatchDiscriminator(nn.Module):
-    """``(B, 3, 64, 64)`` in [-1, 1] -> patch logits ``(B, 1, 8, 8)``, each seeing a ~22-pixel patch."""
+    """``(B, 3, 64, 64)`` in [-1, 1] -> patch logits ``(B, 1, 8, 8)``, each seeing a 38-pixel patch."""
 
     def __init__(self, channels: tuple[int, ...] = (32, 64, 128)):
         super().__init__()

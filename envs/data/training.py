@@ -55,6 +55,13 @@ class WorldModelTraining:
     progress: bool = True
     command: str = ""                   # recorded in the checkpoint
 
+    def __post_init__(self) -> None:
+        k, t = self.model.denoiser.context, self.train
+        if self.memory.future > 0 and t.rollout_share > 0 and t.rollout_max > k:
+            # self-forcing asks memory for t = g - r + j; a view later than t + K could be the real target g
+            raise ValueError(f"memory.future with self-forcing needs train.rollout_max <= the context ({k}), got "
+                             f"{t.rollout_max}: later views would hand over the frame to predict")
+
 
 def dataset_metadata(path: str | Path) -> dict[str, Any]:
     """memworld's metadata of a dataset folder or an encoded dataset file (a missing one fails by name)."""
