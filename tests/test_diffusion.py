@@ -124,3 +124,19 @@ def test_focus_share_trains_that_share_at_the_one_step_level():
     assert (seen[0] == 5.0).sum().item() == 0
     with pytest.raises(ValueError, match="focus_share"):
         EDMLossConfig(focus_share=-0.1)
+
+
+def test_keep_contrast_raises_only_spreads_under_the_floor():
+    from worldmodels.contrast import keep_contrast
+
+    g = torch.Generator().manual_seed(0)
+    prev = torch.randn(2, 4, 16, 16, generator=g) * 2.0
+    flat = torch.randn(2, 4, 16, 16, generator=g) * 0.5 + 3.0       # a quarter of prev's spread, mean 3
+    kept = keep_contrast(flat, prev, 0.9)
+    assert torch.allclose(kept.std((-2, -1)), 0.9 * prev.std((-2, -1)), rtol=1e-4)
+    assert torch.allclose(kept.mean((-2, -1)), flat.mean((-2, -1)), atol=1e-5)          # the mean is never moved
+    assert torch.allclose((kept - kept.mean((-2, -1), keepdim=True)) / kept.std((-2, -1), keepdim=True),
+                          (flat - flat.mean((-2, -1), keepdim=True)) / flat.std((-2, -1), keepdim=True), atol=1e-4)
+    sharp = torch.randn(2, 4, 16, 16, generator=g) * 3.0             # above the floor: untouched
+    assert torch.equal(keep_contrast(sharp, prev, 0.9), sharp)
+    assert torch.equal(keep_contrast(flat, prev, 0.0), flat)

@@ -97,6 +97,8 @@ def test_bad_actions_and_checkpoints(tiny_checkpoint, tmp_path):
         DreamEnv(checkpoint=str(tiny_checkpoint), memory="hippocampus")
     with pytest.raises(ValueError, match="sampler_steps must be >= 1"):
         DreamEnv(checkpoint=str(tiny_checkpoint), sampler_steps=0)
+    with pytest.raises(ValueError, match="contrast_keep"):
+        DreamEnv(checkpoint=str(tiny_checkpoint), contrast_keep=1.5)
     with pytest.raises(ValueError, match="unknown sampler"):
         DreamEnv(checkpoint=str(tiny_checkpoint), sampler="magic")
     with pytest.raises(ValueError, match="unknown task"):
@@ -111,6 +113,18 @@ def test_reset_from_a_given_context(tiny_checkpoint, tiny_dataset):
     obs, info = env.reset(seed=0, options={"context": ctx})
     np.testing.assert_array_equal(obs, ep.frames[1])
     np.testing.assert_array_equal(info["pose"], ep.poses[1])
+
+
+def test_contrast_keep_holds_each_drawn_latents_spread_to_the_frame_before(tiny_checkpoint):
+    from envs.dream.core import DreamCore
+
+    core = DreamCore(DreamConfig(checkpoint=str(tiny_checkpoint), memory="none", contrast_keep=1.0), 4)
+    core.reset_worlds(list(range(4)), list(range(4)), [None] * 4)
+    for t in range(6):
+        before = core.ctx[:, -1].std((-2, -1))
+        core.step(torch.tensor([2, 0, 1, 2]))
+        # a move the heads call blocked repeats the frame, whose spread is the same
+        assert (core.ctx[:, -1].std((-2, -1)) >= before * (1 - 1e-4)).all()
 
 
 def test_a_long_context_goes_whole_into_memory_and_its_last_frames_are_the_context(tiny_checkpoint, tiny_dataset):

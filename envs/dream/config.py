@@ -62,6 +62,8 @@ class DreamConfig:
     views: StoredViewsConfig = field(default_factory=StoredViewsConfig)
     sampler: str | None = None             # default: the checkpoint's
     sampler_steps: int | None = None
+    # each drawn latent keeps at least this share of the previous frame's contrast (worldmodels/contrast.py); 0: off
+    contrast_keep: float = 0.0
     max_episode_steps: int = 300
     task: TaskConfig = field(default_factory=TaskConfig)
     device: str = "cpu"
@@ -81,6 +83,9 @@ class DreamConfig:
             self.views = StoredViewsConfig(**self.views)
         if self.sampler_steps is not None and self.sampler_steps < 1:
             raise ValueError(f"sampler_steps must be >= 1, got {self.sampler_steps}")
+        if not 0.0 <= self.contrast_keep <= 1.0:
+            raise ValueError(f"contrast_keep is a share of the previous frame's contrast in [0, 1], "
+                             f"got {self.contrast_keep}")
         check_precision(self.precision)
         from memory import MEMORY_KINDS
 

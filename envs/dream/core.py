@@ -24,6 +24,7 @@ from envs.sources.base import scene_bounds
 from envs.tasks import Task
 from geometry import compose
 from memory.scene_map import SceneMap
+from worldmodels.contrast import keep_contrast
 from worldmodels.inference import inference_copy
 from worldmodels.noise import counter_normal
 from worldmodels.precision import uses_bf16
@@ -172,6 +173,7 @@ class DreamCore:
         noise = counter_normal(self.noise_seed, now, tuple(last.shape[1:]))
         with self._autocast():
             z = self._sample(noise, read).float()
+        z = keep_contrast(z, last, self.cfg.contrast_keep)
         z, reused = self.views.reuse(z, read, self.memory.nearest_stored(new_pose) if self.views.reuses else None)
         z = torch.where(blocked[:, None, None, None], last, z)     # a blocked move shows the same view, as in the real env
         with self._autocast():
