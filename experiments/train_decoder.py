@@ -7,6 +7,7 @@ turns (inference copies, as the dream runs them).
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import hydra
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from envs.data.dataset import load_arrays
 from envs.dream.config import default_checkpoint
@@ -49,9 +50,9 @@ def roundtrip_detail(model: WorldModel, frames: np.ndarray, chunk: int = 256) ->
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict:
-    train_cfg = DecoderTrainConfig(str(cfg.decoder), tuple(cfg.channels), int(cfg.steps), int(cfg.batch),
-                                   float(cfg.lr), int(cfg.seed), str(cfg.precision), float(cfg.adversarial),
-                                   bool(cfg.from_current), float(cfg.denoised_share), int(cfg.denoised_frames))
+    keys = {f.name for f in dataclasses.fields(DecoderTrainConfig)}
+    train_cfg = DecoderTrainConfig(**{k: tuple(v) if k == "channels" else v
+                                      for k, v in OmegaConf.to_container(cfg).items() if k in keys})
     init = Path(cfg.init) if cfg.init else default_checkpoint(cfg.source)
     model = WorldModel.load(init, source=cfg.source)
     dataset = cfg.dataset or model.meta.get("dataset")
